@@ -1,0 +1,1 @@
+"""Python client SDK and the `sentinel` command line."""

@@ -1,0 +1,1 @@
+"""The detection service: causal streaming anomaly scoring, micro-batched into NumPy kernels."""

@@ -1,0 +1,1 @@
+"""gRPC entry points of the detection service."""

@@ -1,0 +1,1 @@
+"""The incident manager: alerts to deduplicated, grouped, routed and notified incidents."""

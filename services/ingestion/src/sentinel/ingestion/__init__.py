@@ -1,0 +1,1 @@
+"""The ingestion service: validates, normalises and durably stores telemetry, then forwards it."""

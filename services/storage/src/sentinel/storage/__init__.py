@@ -1,0 +1,1 @@
+"""The storage service: owns PostgreSQL (samples, series, anomalies, incidents) and the Redis cache."""
