@@ -46,3 +46,10 @@ def test_settings_are_frozen_once_built() -> None:
     settings = load_settings(ExampleSettings)
     with pytest.raises(Exception, match="frozen"):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_malformed_api_keys_fail_at_start_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTINEL_API_KEYS", "acme:not-a-hash")
+
+    with pytest.raises(ConfigError, match="SENTINEL_API_KEYS"):
+        load_settings(ExampleSettings)

@@ -95,7 +95,7 @@ async def _as_stream(result: Any) -> AsyncIterator[Any]:
         await result
 
 
-def _wrap_handler(handler: Handler, method: str, around: _AroundCall) -> Handler:
+def wrap_handler(handler: Handler, method: str, around: _AroundCall) -> Handler:
     """Return `handler` with every call of its behaviour run through `around`."""
 
     def unary_response(behavior: Behavior) -> Behavior:
@@ -132,17 +132,17 @@ class _ErrorMapping:
         try:
             return await call()
         except Exception as exc:
-            await _abort_for(exc, method, context)
+            await abort_for(exc, method, context)
 
     async def stream(self, items: AsyncIterator[Any], method: str, context: Context) -> AsyncIterator[Any]:
         try:
             async for item in items:
                 yield item
         except Exception as exc:
-            await _abort_for(exc, method, context)
+            await abort_for(exc, method, context)
 
 
-async def _abort_for(exc: Exception, method: str, context: Context) -> NoReturn:
+async def abort_for(exc: Exception, method: str, context: Context) -> NoReturn:
     """Abort the call with the status that `exc` maps to (re-raising an abort untouched)."""
     if isinstance(exc, grpc.aio.AbortError):
         raise exc  # the servicer already chose a status
@@ -177,7 +177,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap_handler(handler, handler_call_details.method, _ErrorMapping())
+        return wrap_handler(handler, handler_call_details.method, _ErrorMapping())
 
 
 class _AccessLog:
@@ -244,4 +244,4 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith("/grpc.health."):
             return handler
-        return _wrap_handler(handler, handler_call_details.method, _AccessLog())
+        return wrap_handler(handler, handler_call_details.method, _AccessLog())

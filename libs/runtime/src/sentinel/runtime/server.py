@@ -16,7 +16,9 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from sentinel.runtime.auth import AuthInterceptor
 from sentinel.runtime.interceptors import AccessLogInterceptor, ErrorMappingInterceptor
+from sentinel.runtime.keys import KeyRing
 from sentinel.runtime.logging import configure_logging
 from sentinel.runtime.settings import ConfigError, ServiceSettings, load_settings
 from sentinel.runtime.telemetry import setup_tracing
@@ -64,6 +66,7 @@ class Server:
                 aio_server_interceptor(),  # type: ignore[no-untyped-call]
                 AccessLogInterceptor(),
                 ErrorMappingInterceptor(),
+                AuthInterceptor(KeyRing.from_config(settings.api_keys, settings.api_keys_file)),
                 *interceptors,
             ],
             options=[

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sentinel.runtime.keys import KeyRing
 
 ENV_PREFIX = "SENTINEL_"
 
@@ -31,6 +34,20 @@ class ServiceSettings(BaseSettings):
     max_concurrent_rpcs: int | None = Field(
         None, ge=1, description="Calls beyond this are refused with RESOURCE_EXHAUSTED."
     )
+    api_keys: str | None = Field(
+        None, description="Comma-separated 'tenant:<sha256 hex of key>'; unset (and no file) = auth off."
+    )
+    api_keys_file: Path | None = Field(None, description="File of 'tenant:<sha256 hex>' lines.")
+    service_api_key: SecretStr | None = Field(
+        None, description="Key this service presents to its peers (hashed under tenant '*' there)."
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_are_well_formed(cls, value: str | None) -> str | None:
+        if value:
+            KeyRing.parse(value.split(","))
+        return value
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
