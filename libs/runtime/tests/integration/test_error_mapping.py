@@ -124,3 +124,29 @@ async def test_streaming_error_after_first_message_keeps_the_message_and_maps_th
 
 async def test_successful_calls_are_untouched(channel: grpc.aio.Channel) -> None:
     assert await channel.unary_unary("/test.Errors/Echo")(b"hello") == b"hello"
+
+
+async def test_undecodable_request_bytes_are_invalid_argument_not_internal() -> None:
+    from grpc_health.v1 import health_pb2
+
+    async def typed(request: health_pb2.HealthCheckRequest, context: Any) -> bytes:
+        return request.service.encode()
+
+    service = generic_service(
+        "test.Typed",
+        {
+            "Call": grpc.unary_unary_rpc_method_handler(
+                typed, request_deserializer=health_pb2.HealthCheckRequest.FromString
+            )
+        },
+    )
+    async with running(make_server(service)) as address, channel_to(address) as channel:
+        ok = await channel.unary_unary("/test.Typed/Call")(
+            health_pb2.HealthCheckRequest(service="x").SerializeToString()
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await channel.unary_unary("/test.Typed/Call")(b"\xff\xff\xff not protobuf")
+
+    assert ok == b"x"
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details().startswith("request: cannot be decoded")

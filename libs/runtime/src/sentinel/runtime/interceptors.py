@@ -177,7 +177,72 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return wrap_handler(handler, handler_call_details.method, _ErrorMapping())
+        return wrap_handler(decode_inside(handler), handler_call_details.method, _ErrorMapping())
+
+
+def decode_inside(handler: Handler) -> Handler:
+    """Move request decoding from gRPC into the behaviour, so that undecodable bytes become
+    INVALID_ARGUMENT naming the message type (gRPC itself would answer INTERNAL)."""
+    decode = handler.request_deserializer
+    if decode is None:
+        return handler
+
+    def decoded(raw: bytes) -> Any:
+        try:
+            return decode(raw)
+        except Exception as exc:
+            raise errors.InvalidArgumentError(
+                "request", f"cannot be decoded as the method's request message ({type(exc).__name__})"
+            ) from None
+
+    async def decoded_stream(raw_items: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+        async for raw in raw_items:
+            yield decoded(raw)
+
+    def unary_request(behavior: Behavior) -> Behavior:
+        def run(raw: bytes, context: Context) -> Any:
+            try:
+                request = decoded(raw)
+            except errors.InvalidArgumentError as exc:
+                return _raise_later(exc, stream=handler.response_streaming)
+            return behavior(request, context)
+
+        return run
+
+    def stream_request(behavior: Behavior) -> Behavior:
+        def run(raw_items: AsyncIterator[bytes], context: Context) -> Any:
+            return behavior(decoded_stream(raw_items), context)
+
+        return run
+
+    kinds = (
+        (handler.unary_unary, unary_request, grpc.unary_unary_rpc_method_handler),
+        (handler.unary_stream, unary_request, grpc.unary_stream_rpc_method_handler),
+        (handler.stream_unary, stream_request, grpc.stream_unary_rpc_method_handler),
+        (handler.stream_stream, stream_request, grpc.stream_stream_rpc_method_handler),
+    )
+    for behavior, wrap, make in kinds:
+        if behavior is not None:
+            return make(
+                wrap(behavior), request_deserializer=None, response_serializer=handler.response_serializer
+            )
+    return handler
+
+
+def _raise_later(error: Exception, *, stream: bool) -> Any:
+    """An awaitable (or async iterator) that raises `error` where the error mapping can see it."""
+    if stream:
+
+        async def failing_stream() -> AsyncIterator[Any]:
+            raise error
+            yield  # pragma: no cover - makes this an async generator
+
+        return failing_stream()
+
+    async def failing() -> Any:
+        raise error
+
+    return failing()
 
 
 class _AccessLog:
