@@ -70,3 +70,6 @@ buf-lint: install ## buf lint (STANDARD + COMMENTS), buf format, buf breaking ag
 
 clean: ## Remove the virtualenv, embedded stores and caches
 	rm -rf $(VENV) .tools var .mypy_cache .ruff_cache
+
+# Deployment artefacts (Dockerfile, docker-compose.yml, helm/): their targets live in mk/deploy.mk.
+-include mk/deploy.mk
