@@ -71,9 +71,10 @@ async def test_starts_embedded_postgres_and_redis_when_no_dsn_is_given(tmp_path:
     async with running(server) as address, channel_to(address) as channel:
         assert await health_of(channel) == health_pb2.HealthCheckResponse.SERVING
         postgres_pids = [
-            p.pid for p in psutil.process_iter(["name", "cmdline"])
+            p.pid
+            for p in psutil.process_iter(["name", "cmdline"])
             if p.info["name"] == "postgres" and str(tmp_path) in " ".join(p.info["cmdline"] or [])
-        ]  # fmt: skip
+        ]
         assert postgres_pids, "an embedded postgres runs on the var dir"
         assert (tmp_path / "redis" / "redis.sock").exists()
 
@@ -99,7 +100,7 @@ async def test_rpcs_of_later_work_answer_unimplemented_naming_what_is_missing(
     async with running(server) as address, channel_to(address) as channel:
         stub = storage_service_pb2_grpc.StorageServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await stub.ListSeries(storage_service_pb2.ListSeriesRequest())
+            await stub.ListAnomalies(storage_service_pb2.ListAnomaliesRequest())
 
     assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert raised.value.details().startswith("StorageService/ListSeries is not implemented yet: ")
+    assert raised.value.details().startswith("StorageService/ListAnomalies is not implemented yet: ")

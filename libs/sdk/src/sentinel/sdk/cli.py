@@ -3,13 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from pathlib import Path
+
+from sentinel.runtime.clock import SystemClock
+from sentinel.sdk.query_cli import AGGREGATIONS
 
 
 def _dev_up(args: argparse.Namespace) -> int:
     from sentinel.sdk import devstack
 
     return devstack.run(base_port=args.base_port, var_dir=args.var_dir, timeout_s=args.timeout)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from sentinel.sdk.client import endpoint_from_env
+    from sentinel.sdk.ingest_cli import run_ingest
+
+    endpoint = endpoint_from_env(
+        args.target, "SENTINEL_INGESTION_ADDR", "127.0.0.1:50051", args.api_key, args.tenant
+    )
+    return asyncio.run(
+        run_ingest(
+            args.file, endpoint, batch_size=args.batch_size, series=args.series,
+            concurrency=args.concurrency, out=sys.stderr,
+        )
+    )  # fmt: skip
+
+
+def _query(args: argparse.Namespace) -> int:
+    from sentinel.sdk.client import endpoint_from_env
+    from sentinel.sdk.query_cli import build_request, run_query
+
+    endpoint = endpoint_from_env(
+        args.target, "SENTINEL_STORAGE_ADDR", "127.0.0.1:50053", args.api_key, args.tenant
+    )
+    try:
+        request = build_request(
+            args.selector, start=args.start, end=args.end, step=args.step, agg=args.agg,
+            now=SystemClock().now(), max_points=args.max_points,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise SystemExit(f"sentinel query: {exc}") from None
+    return asyncio.run(run_query(request, endpoint, as_json=args.json, out=sys.stdout))
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser, default_env: str) -> None:
+    parser.add_argument("--target", help=f"HOST:PORT (default ${default_env} or the local default)")
+    parser.add_argument("--api-key", help="API key (default $SENTINEL_API_KEY)")
+    parser.add_argument("--tenant", help="tenant, when auth is off (default $SENTINEL_TENANT)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--var-dir", type=Path, default=Path("var"), help="embedded stores and logs")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for SERVING")
     up.set_defaults(handler=_dev_up)
+
+    ingest = commands.add_parser("ingest", help="send a JSONL file of events or a CSV of samples")
+    ingest.add_argument("file", type=Path, help="*.jsonl (telemetry events, any form) or *.csv (samples)")
+    ingest.add_argument("--series", help='for CSV without a series column: name{label="value",...}')
+    ingest.add_argument("--batch-size", type=int, default=1000)
+    ingest.add_argument("--concurrency", type=int, default=4, help="batches in flight")
+    _add_connection_flags(ingest, "SENTINEL_INGESTION_ADDR")
+    ingest.set_defaults(handler=_ingest)
+
+    query = commands.add_parser("query", help="read samples of the series a selector matches")
+    query.add_argument("selector", help='e.g. llm.latency_ms{service="chat",model=~"gpt-.*"}')
+    query.add_argument("--from", dest="start", default="-1h", help="now, -1h, epoch seconds or ISO-8601")
+    query.add_argument("--to", dest="end", default="now")
+    query.add_argument("--step", help="bucket width, e.g. 1m (needed with --agg)")
+    query.add_argument("--agg", choices=AGGREGATIONS, default="raw")
+    query.add_argument("--max-points", type=int, default=10_000)
+    query.add_argument("--json", action="store_true", help="JSON lines instead of tables")
+    _add_connection_flags(query, "SENTINEL_STORAGE_ADDR")
+    query.set_defaults(handler=_query)
     return parser
 
 

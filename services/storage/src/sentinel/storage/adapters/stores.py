@@ -31,6 +31,14 @@ class Stores:
     _embedded: list[EmbeddedPostgres | EmbeddedRedis] = field(default_factory=list)
     postgres_dsn: str | None = None
     redis_url: str | None = None
+    _instance_id: str | None = None
+
+    @property
+    def instance_id(self) -> str:
+        """Identity of the database (a uuid made by the migrations), for cache keys."""
+        if self._instance_id is None:
+            raise RuntimeError("stores are not open")
+        return self._instance_id
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -62,6 +70,7 @@ class Stores:
             max_size=self.settings.postgres_pool_max,
         )
         applied = await migrate(self._pool)
+        self._instance_id = str(await self._pool.fetchval("SELECT instance_id FROM storage_instance"))
         logger.info("postgresql ready", extra={"migrations_applied": applied})
         self._redis = redis.Redis.from_url(self.redis_url)
         await self._redis.ping()

@@ -2,16 +2,54 @@
 
 from __future__ import annotations
 
-from sentinel.api.storage.v1 import storage_service_pb2, storage_service_pb2_grpc
-from sentinel.runtime.pending import pending_rpcs
+from typing import Any
 
-SERVICE = storage_service_pb2.DESCRIPTOR.services_by_name["StorageService"]
+import grpc
+
+from sentinel.api.storage.v1 import storage_service_pb2 as pb
+from sentinel.api.storage.v1 import storage_service_pb2_grpc
+from sentinel.runtime.auth import current_tenant
+from sentinel.runtime.pending import pending_rpcs
+from sentinel.storage.grpc import convert
+from sentinel.storage.service import StorageService
+
+SERVICE = pb.DESCRIPTOR.services_by_name["StorageService"]
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 @pending_rpcs(
     SERVICE,
-    "the storage use cases (sample writes and queries, incident records) are not built yet; "
-    "the service already connects to PostgreSQL and Redis and migrates the schema",
+    "anomaly, alert, incident, timeline, silence and policy records arrive with the detection and "
+    "incident issues; samples (WriteSamples, QuerySamples, ListSeries, ApplyRetention) are served",
 )
 class StorageServicer(storage_service_pb2_grpc.StorageServiceServicer):
     """Answers StorageService."""
+
+    def __init__(self, service: StorageService) -> None:
+        self._service = service
+
+    async def WriteSamples(
+        self, request: pb.WriteSamplesRequest, context: Context
+    ) -> pb.WriteSamplesResponse:
+        result = await self._service.write_samples(
+            tenant=current_tenant(), batch=convert.sample_batch(request)
+        )
+        return convert.write_response(result)
+
+    async def QuerySamples(
+        self, request: pb.QuerySamplesRequest, context: Context
+    ) -> pb.QuerySamplesResponse:
+        page = await self._service.query_samples(tenant=current_tenant(), query=convert.sample_query(request))
+        return convert.query_response(page)
+
+    async def ListSeries(self, request: pb.ListSeriesRequest, context: Context) -> pb.ListSeriesResponse:
+        page = await self._service.list_series(
+            tenant=current_tenant(), listing=convert.series_listing(request)
+        )
+        return convert.list_response(page)
+
+    async def ApplyRetention(
+        self, request: pb.ApplyRetentionRequest, context: Context
+    ) -> pb.ApplyRetentionResponse:
+        outcome = await self._service.apply_retention(request=convert.retention_request(request))
+        return convert.retention_response(outcome)

@@ -1,0 +1,1 @@
+"""Adapters of the ingestion service: the storage client and the detection forwarder."""

@@ -1,0 +1,1 @@
+"""The pure domain of ingestion: canonical events, validation and derived samples (no I/O)."""

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import sentinel.ingestion.domain as domain
+
+FORBIDDEN = ("grpc", "google.protobuf", "asyncpg", "redis", "sentinel.api", "opentelemetry")
+
+
+def test_domain_imports_no_grpc_protobuf_or_io_libraries() -> None:
+    for path in Path(domain.__path__[0]).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(FORBIDDEN), f"{path.name} imports {name}"
