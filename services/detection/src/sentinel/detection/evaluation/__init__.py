@@ -1,0 +1,1 @@
+"""Offline evaluation of the engine: NAB runner, synthetic LLM telemetry, window scorer."""
