@@ -89,9 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_relative_times(argv: list[str]) -> list[str]:
+    # `--from -1h` would read as a flag to argparse; turn it into `--from=-1h`.
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in ("--from", "--to") and arg.startswith("-"):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `sentinel` command line."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
     return int(args.handler(args))
 
 
