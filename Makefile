@@ -73,3 +73,6 @@ clean: ## Remove the virtualenv, embedded stores and caches
 
 # Deployment artefacts (Dockerfile, docker-compose.yml, helm/): their targets live in mk/deploy.mk.
 -include mk/deploy.mk
+
+bench-ingest: install ## Benchmark ingestion + storage over loopback against the raw COPY ceiling (JSON last line)
+	$(PY) bench/ingest.py $(BENCH_ARGS)
