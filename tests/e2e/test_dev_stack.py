@@ -101,6 +101,19 @@ def test_dev_up_serves_all_four_then_stops_cleanly_on_ctrl_c(
             assert f"host={tmp_path / 'var' / 'postgres'}" in output
         else:
             assert postgres_admin_dsn in output
+        # The demo workload flows through ingestion into storage.
+        assert "demo workload" in output
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            queried = subprocess.run(
+                [str(BIN / "sentinel"), "query", "llm.requests", "--from", "-10m",
+                 "--target", f"127.0.0.1:{base_port + 2}", "--json"],
+                capture_output=True, text=True, timeout=30, env=env,
+            )  # fmt: skip
+            if queried.returncode == 0 and queried.stdout.strip():
+                break
+            time.sleep(1)
+        assert queried.stdout.strip(), queried.stderr
     finally:
         code = stop_stack(process, lines)
 
@@ -108,6 +121,6 @@ def test_dev_up_serves_all_four_then_stops_cleanly_on_ctrl_c(
     stripped = [line.strip() for line in lines]
     # Stopped in reverse dependency order: storage, which the others write through, last.
     stop_order = [stripped.index(f"{service} stopped (exit 0)") for service in
-                  ["ingestion", "incident-manager", "detection", "storage"]]  # fmt: skip
+                  ["demo", "ingestion", "incident-manager", "detection", "storage"]]  # fmt: skip
     assert stop_order == sorted(stop_order)
     assert stripped[-1] == "stopped."

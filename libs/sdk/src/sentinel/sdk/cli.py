@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from sentinel.sdk.query_cli import AGGREGATIONS
 def _dev_up(args: argparse.Namespace) -> int:
     from sentinel.sdk import devstack
 
-    return devstack.run(base_port=args.base_port, var_dir=args.var_dir, timeout_s=args.timeout)
+    return devstack.run(
+        base_port=args.base_port, var_dir=args.var_dir, timeout_s=args.timeout, demo_rate=args.demo_rate
+    )
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -49,6 +52,30 @@ def _query(args: argparse.Namespace) -> int:
     return asyncio.run(run_query(request, endpoint, as_json=args.json, out=sys.stdout))
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from sentinel.sdk.client import endpoint_from_env
+    from sentinel.sdk.demo import run_demo
+
+    endpoint = endpoint_from_env(
+        args.target, "SENTINEL_INGESTION_ADDR", "127.0.0.1:50051", args.api_key, args.tenant
+    )
+
+    async def until_stopped() -> int:
+        # SIGTERM (from `sentinel dev up`) and Ctrl-C end the workload cleanly.
+        task = asyncio.current_task()
+        assert task is not None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
+        try:
+            return await run_demo(
+                endpoint, events_per_s=args.rate, seconds=args.seconds, seed=args.seed, out=sys.stdout
+            )
+        except asyncio.CancelledError:
+            return 0
+
+    return asyncio.run(until_stopped())
+
+
 def _add_connection_flags(parser: argparse.ArgumentParser, default_env: str) -> None:
     parser.add_argument("--target", help=f"HOST:PORT (default ${default_env} or the local default)")
     parser.add_argument("--api-key", help="API key (default $SENTINEL_API_KEY)")
@@ -66,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--base-port", type=int, default=50051, help="ingestion's port; the others follow")
     up.add_argument("--var-dir", type=Path, default=Path("var"), help="embedded stores and logs")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for SERVING")
+    up.add_argument("--demo-rate", type=float, default=60.0, help="demo LLM calls per second (0: no demo)")
     up.set_defaults(handler=_dev_up)
 
     ingest = commands.add_parser("ingest", help="send a JSONL file of events or a CSV of samples")
@@ -86,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true", help="JSON lines instead of tables")
     _add_connection_flags(query, "SENTINEL_STORAGE_ADDR")
     query.set_defaults(handler=_query)
+
+    demo = commands.add_parser("demo", help="send a live LLM workload with injected incidents")
+    demo.add_argument("--rate", type=float, default=60.0, help="events per second")
+    demo.add_argument("--seconds", type=float, help="stop after this long (default: run until Ctrl-C)")
+    demo.add_argument("--seed", type=int, default=7)
+    _add_connection_flags(demo, "SENTINEL_INGESTION_ADDR")
+    demo.set_defaults(handler=_demo)
     return parser
 
 

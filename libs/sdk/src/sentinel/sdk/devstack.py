@@ -102,11 +102,18 @@ def _banner(
         f'  .venv/bin/grpcurl -plaintext -d \'{{"service":"{specs[0].grpc_service}"}}\' '
         f"{specs[0].address} grpc.health.v1.Health/Check"
     )
-    lines += ["", "Ctrl-C stops everything."]
+    lines += [
+        "",
+        "Read the demo's series back:",
+        f"  .venv/bin/sentinel query 'llm.latency_ms{{service=\"chat\"}}' --from -5m --step 1m --agg p95 "
+        f"--target {specs[0].address}",
+    ]
     return "\n".join(lines)
 
 
-def run(*, base_port: int = 50051, var_dir: Path = Path("var"), timeout_s: float = 90.0) -> int:
+def run(
+    *, base_port: int = 50051, var_dir: Path = Path("var"), timeout_s: float = 90.0, demo_rate: float = 0.0
+) -> int:
     """Run the stack in the foreground until Ctrl-C / SIGTERM; returns the exit status."""
     started = time.monotonic()
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +162,19 @@ def run(*, base_port: int = 50051, var_dir: Path = Path("var"), timeout_s: float
                 flush=True,
             )
         asyncio.run(_wait_all_serving(specs, timeout_s))
+        if demo_rate > 0:
+            ingestion = next(spec for spec in specs if spec.name == "ingestion")
+            processes["demo"] = subprocess.Popen(
+                [sys.executable, "-m", "sentinel.sdk.cli", "demo", "--rate", str(demo_rate),
+                 "--target", ingestion.address],
+                env=env, stdout=(log_dir / "demo.log").open("ab"), stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
         print(_banner(specs, postgres_dsn, redis_url, log_dir, time.monotonic() - started), flush=True)
+        if demo_rate > 0:
+            print(f"A demo workload sends {demo_rate:.0f} LLM calls/s through ingestion, with an injected "
+                  f"incident every few minutes: {log_dir}/demo.log", flush=True)  # fmt: skip
+        print("Ctrl-C stops everything.", flush=True)
         while not stop_requested:
             for name, process in processes.items():
                 if process.poll() is not None:
@@ -171,7 +190,7 @@ def run(*, base_port: int = 50051, var_dir: Path = Path("var"), timeout_s: float
         status = 1
     finally:
         print("stopping...", flush=True)
-        # Reverse start order: ingestion first, storage (which the others write through) last.
+        # Reverse start order: the demo and ingestion first, storage (which the others use) last.
         for name, process in reversed(list(processes.items())):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
