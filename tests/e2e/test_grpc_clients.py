@@ -83,3 +83,15 @@ async def test_buf_curl_lists_and_calls_health_through_reflection(stack: Stack) 
     )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout) == {"status": "SERVING"}
+
+
+async def test_grpcurl_ingests_the_readme_event(stack: Stack) -> None:
+    event = {"events": [{"flat": {"model_name": "gpt-4o", "service_name": "chat", "latency_ms": 850}}]}
+    called = await run(
+        tool("grpcurl"), "-plaintext", "-d", json.dumps(event), stack.ingestion,
+        "sentinel.api.ingestion.v1.IngestionService/IngestEvents",
+    )  # fmt: skip
+    assert called.returncode == 0, called.stderr
+    answer = json.loads(called.stdout)
+    assert answer.get("accepted_count") == 1, answer
+    assert answer["derived_sample_count"] >= 3
