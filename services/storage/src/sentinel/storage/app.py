@@ -7,10 +7,18 @@ from datetime import timedelta
 from sentinel.api.storage.v1 import storage_service_pb2_grpc
 from sentinel.runtime.clock import Clock, SystemClock
 from sentinel.runtime.server import Server, ServiceRegistration
-from sentinel.storage.adapters.postgres import Database, Maintenance, PostgresSamples, PostgresSeriesIds
+from sentinel.storage.adapters.incident_records import PostgresIncidentRecords
+from sentinel.storage.adapters.postgres import (
+    Database,
+    Maintenance,
+    PostgresAnomalies,
+    PostgresSamples,
+    PostgresSeriesIds,
+)
 from sentinel.storage.adapters.stores import Stores
 from sentinel.storage.grpc.servicer import SERVICE, StorageServicer
 from sentinel.storage.service import StorageService
+from sentinel.storage.service_incidents import IncidentRecordsService
 from sentinel.storage.settings import StorageSettings
 
 
@@ -25,6 +33,7 @@ def build_server(settings: StorageSettings, *, clock: Clock | None = None) -> Se
             database, namespace=settings.redis_namespace, cache_size=settings.series_cache_size
         ),
         samples=samples,
+        anomalies=PostgresAnomalies(database),
         clock=clock,
         samples_retention=(
             None
@@ -38,7 +47,8 @@ def build_server(settings: StorageSettings, *, clock: Clock | None = None) -> Se
         index_closed_partitions=settings.index_closed_partitions,
     )
     # RPCs of later issues are installed by @pending_rpcs, which mypy cannot see.
-    servicer = StorageServicer(service)  # type: ignore[abstract]
+    records = IncidentRecordsService(records=PostgresIncidentRecords(database), clock=clock)
+    servicer = StorageServicer(service, records)  # type: ignore[abstract]
     return Server(
         name="storage",
         settings=settings,

@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.storage.domain.anomalies import AnomalyListPlan, AnomalyPage, AnomalyRecord, AnomalyWriteResult
 from sentinel.storage.domain.partitions import Partition
 from sentinel.storage.domain.query import ListPlan, QueryPlan
 from sentinel.storage.domain.results import QueryPage, SeriesPage
@@ -47,4 +48,16 @@ class SampleStore(Protocol):
 
     async def apply_retention(self, *, cutoff_unix_micro: int, dry_run: bool) -> tuple[Partition, ...]:
         """Drop (or list) the sample partitions ending at or before the cutoff, oldest first."""
+        ...
+
+
+class AnomalyStore(Protocol):
+    """Anomalous episodes: idempotent upserts by anomaly id, filtered newest-first listings."""
+
+    async def write(self, *, tenant: str, anomalies: Sequence[AnomalyRecord]) -> AnomalyWriteResult:
+        """Insert new ids, update known ones (peak, end, score, point count...), in one transaction."""
+        ...
+
+    async def list(self, *, tenant: str, plan: AnomalyListPlan) -> AnomalyPage:
+        """One page of the tenant's anomalies matching the plan, newest start_time first."""
         ...

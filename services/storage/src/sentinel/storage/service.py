@@ -7,11 +7,20 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from sentinel.runtime.clock import Clock
+from sentinel.runtime.errors import UnavailableError
+from sentinel.storage.domain.anomalies import (
+    AnomalyListing,
+    AnomalyPage,
+    AnomalyRecord,
+    AnomalyWriteResult,
+    plan_anomaly_listing,
+    validate_anomalies,
+)
 from sentinel.storage.domain.batch import SampleBatch, derive_batch_id, validate_batch
 from sentinel.storage.domain.query import SampleQuery, SeriesListing, plan_listing, plan_query
 from sentinel.storage.domain.results import QueryPage, RetentionOutcome, SeriesPage, WriteResult
 from sentinel.storage.domain.retention import RetentionRequest, plan_retention
-from sentinel.storage.ports import SampleStore, SeriesIds
+from sentinel.storage.ports import AnomalyStore, SampleStore, SeriesIds
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,9 +40,11 @@ class StorageService:
         samples: SampleStore,
         clock: Clock,
         samples_retention: timedelta | None = None,
+        anomalies: AnomalyStore | None = None,
     ) -> None:
         self._series_ids = series_ids
         self._samples = samples
+        self._anomalies = anomalies
         self._clock = clock
         self._retention = samples_retention
 
@@ -85,3 +96,20 @@ class StorageService:
         cutoff = plan_retention(request, now_unix_nano=unix_nanos(self._clock.now()))
         dropped = await self._samples.apply_retention(cutoff_unix_micro=cutoff, dry_run=request.dry_run)
         return RetentionOutcome(partitions=dropped)
+
+    def _anomaly_store(self) -> AnomalyStore:
+        if self._anomalies is None:
+            raise UnavailableError("no anomaly store is configured", reason="ANOMALIES_UNAVAILABLE")
+        return self._anomalies
+
+    async def write_anomalies(
+        self, *, tenant: str, anomalies: tuple[AnomalyRecord, ...]
+    ) -> AnomalyWriteResult:
+        """Insert or update anomalies by id (a rewrite updates the episode, never duplicates it)."""
+        records = validate_anomalies(anomalies)
+        return await self._anomaly_store().write(tenant=tenant, anomalies=records)
+
+    async def list_anomalies(self, *, tenant: str, listing: AnomalyListing) -> AnomalyPage:
+        """One page of the tenant's anomalies matching every filter, newest start first."""
+        plan = plan_anomaly_listing(listing)
+        return await self._anomaly_store().list(tenant=tenant, plan=plan)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,15 @@ from sentinel.runtime.errors import (
 )
 from sentinel.storage.adapters.pgcopy import encode_samples, unix_nanos_to_micros
 from sentinel.storage.adapters.stores import Stores
+from sentinel.storage.domain.anomalies import (
+    AnomalyCursor,
+    AnomalyListPlan,
+    AnomalyPage,
+    AnomalyRecord,
+    AnomalyWriteResult,
+    Contribution,
+    encode_anomaly_token,
+)
 from sentinel.storage.domain.paging import Cursor, encode_token
 from sentinel.storage.domain.partitions import (
     MICROS_PER_DAY,
@@ -661,3 +671,154 @@ class Maintenance:
                         logger.info("indexed closed partitions", extra={"partitions": built})
             except Exception:
                 logger.warning("storage maintenance failed; retrying next round", exc_info=True)
+
+
+class PostgresAnomalies:
+    """Anomalies in `anomalies`: batch upserts by (tenant, anomaly_id), keyset-paged listings."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def write(self, *, tenant: str, anomalies: Sequence[AnomalyRecord]) -> AnomalyWriteResult:
+        def micros(unix_nano: int | None) -> int | None:
+            return None if unix_nano is None else unix_nano // 1_000
+
+        # Rows sorted by id so that concurrent writers lock them in the same order.
+        rows = sorted(anomalies, key=lambda a: a.anomaly_id)
+        async with self._database.connection() as connection:
+            result = await connection.fetch(
+                """
+                INSERT INTO anomalies (tenant_id, anomaly_id, name, labels, series_hash, start_time,
+                    peak_time, end_time, value, baseline, score, severity, anomaly_type,
+                    contributions, explanation, point_count)
+                SELECT $1, t.id, t.name, t.labels::jsonb, t.hash,
+                       'epoch'::timestamptz + t.start_us * interval '1 microsecond',
+                       'epoch'::timestamptz + t.peak_us * interval '1 microsecond',
+                       'epoch'::timestamptz + t.end_us * interval '1 microsecond',
+                       t.value, t.baseline, t.score, t.severity, t.anomaly_type,
+                       t.contributions::jsonb, t.explanation, t.point_count
+                FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::bigint[],
+                            $8::bigint[], $9::float8[], $10::float8[], $11::float8[], $12::int2[],
+                            $13::int2[], $14::text[], $15::text[], $16::int4[])
+                     AS t(id, name, labels, hash, start_us, peak_us, end_us, value, baseline, score,
+                          severity, anomaly_type, contributions, explanation, point_count)
+                ON CONFLICT (tenant_id, anomaly_id) DO UPDATE SET
+                    peak_time = EXCLUDED.peak_time, end_time = EXCLUDED.end_time,
+                    value = EXCLUDED.value, baseline = EXCLUDED.baseline, score = EXCLUDED.score,
+                    severity = EXCLUDED.severity, anomaly_type = EXCLUDED.anomaly_type,
+                    contributions = EXCLUDED.contributions, explanation = EXCLUDED.explanation,
+                    point_count = EXCLUDED.point_count, updated_at = now()
+                RETURNING (xmax = 0) AS inserted
+                """,
+                tenant,
+                [a.anomaly_id for a in rows],
+                [a.series.name for a in rows],
+                [json.dumps(a.series.label_map, ensure_ascii=False) for a in rows],
+                [series_hash(tenant, a.series) for a in rows],
+                [micros(a.start_unix_nano) for a in rows],
+                [micros(a.peak_unix_nano) for a in rows],
+                [micros(a.end_unix_nano) for a in rows],
+                [a.value for a in rows],
+                [a.baseline for a in rows],
+                [a.score for a in rows],
+                [a.severity for a in rows],
+                [a.anomaly_type for a in rows],
+                [_contributions_json(a.contributions) for a in rows],
+                [a.explanation for a in rows],
+                [a.point_count for a in rows],
+            )
+        inserted = sum(1 for row in result if row["inserted"])
+        return AnomalyWriteResult(inserted=inserted, updated=len(result) - inserted)
+
+    async def list(self, *, tenant: str, plan: AnomalyListPlan) -> AnomalyPage:
+        args: list[Any] = [tenant]
+
+        def bind(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        where = ["tenant_id = $1", *compile_matchers(plan.matchers, args)]
+        if plan.series_id is not None:
+            where.append(
+                f"series_hash = (SELECT series_hash FROM series WHERE tenant_id = $1 "
+                f"AND series_id = {bind(plan.series_id)})"
+            )
+        if plan.end_unix_micro is not None:
+            where.append(f"start_time < {bind(_timestamp(plan.end_unix_micro))}")
+        if plan.start_unix_micro is not None:
+            # An open episode (no end yet) overlaps everything after its start.
+            where.append(f"coalesce(end_time, 'infinity') >= {bind(_timestamp(plan.start_unix_micro))}")
+        if plan.severities:
+            where.append(f"severity = ANY({bind(list(plan.severities))}::int2[])")
+        if plan.anomaly_types:
+            where.append(f"anomaly_type = ANY({bind(list(plan.anomaly_types))}::int2[])")
+        if plan.min_score > 0:
+            where.append(f"score >= {bind(plan.min_score)}")
+        if plan.cursor is not None:
+            where.append(
+                f"(start_time, anomaly_id) < ({bind(_timestamp(plan.cursor.start_unix_micro))}, "
+                f"{bind(plan.cursor.anomaly_id)})"
+            )
+        async with self._database.connection() as connection:
+            with _bad_regex_is_invalid("matchers"):
+                rows = await connection.fetch(
+                    f"""
+                    SELECT anomaly_id, name, labels::text AS labels,
+                           {_MICROS.format("start_time")} AS start_us,
+                           {_MICROS.format("peak_time")} AS peak_us,
+                           {_MICROS.format("end_time")} AS end_us,
+                           value, baseline, score, severity, anomaly_type,
+                           contributions::text AS contributions, explanation, point_count
+                    FROM anomalies WHERE {" AND ".join(where)}
+                    ORDER BY start_time DESC, anomaly_id DESC LIMIT {plan.page_size + 1}
+                    """,
+                    *args,
+                )
+        token = ""
+        if len(rows) > plan.page_size:
+            last = rows[plan.page_size - 1]
+            token = encode_anomaly_token(
+                AnomalyCursor(last["start_us"], last["anomaly_id"]), plan.fingerprint
+            )
+
+        def nanos(micro: int | None) -> int | None:
+            return None if micro is None else micro * 1_000
+
+        return AnomalyPage(
+            tuple(
+                AnomalyRecord(
+                    anomaly_id=row["anomaly_id"],
+                    series=_key(row["name"], row["labels"]),
+                    start_unix_nano=nanos(row["start_us"]),
+                    peak_unix_nano=nanos(row["peak_us"]),
+                    end_unix_nano=nanos(row["end_us"]),
+                    value=row["value"],
+                    baseline=row["baseline"],
+                    score=row["score"],
+                    severity=row["severity"],
+                    anomaly_type=row["anomaly_type"],
+                    contributions=tuple(
+                        Contribution(d, float(s), float(w), float(st))
+                        for d, s, w, st in json.loads(row["contributions"])
+                    ),
+                    explanation=row["explanation"],
+                    point_count=row["point_count"],
+                )
+                for row in rows[: plan.page_size]
+            ),
+            token,
+        )
+
+
+def _contributions_json(contributions: Sequence[Contribution]) -> str:
+    return json.dumps(
+        [
+            [c.detector, _json_float(c.score), _json_float(c.weight), _json_float(c.statistic)]
+            for c in contributions
+        ]
+    )
+
+
+def _json_float(value: float) -> float | str:
+    # JSON has no NaN or infinities; keep them as strings that float() reads back.
+    return value if math.isfinite(value) else str(value)

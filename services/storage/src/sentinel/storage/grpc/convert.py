@@ -10,6 +10,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sentinel.api.common.v1 import common_pb2
 from sentinel.api.storage.v1 import resources_pb2, storage_service_pb2
 from sentinel.runtime.errors import InvalidArgumentError
+from sentinel.storage.domain.anomalies import (
+    AnomalyListing,
+    AnomalyPage,
+    AnomalyRecord,
+    AnomalyWriteResult,
+    Contribution,
+)
 from sentinel.storage.domain.batch import SampleBatch
 from sentinel.storage.domain.partitions import Partition
 from sentinel.storage.domain.query import (
@@ -202,4 +209,84 @@ def _partition(partition: Partition) -> resources_pb2.Partition:
 def retention_response(outcome: RetentionOutcome) -> storage_service_pb2.ApplyRetentionResponse:
     return storage_service_pb2.ApplyRetentionResponse(
         dropped_partitions=[_partition(partition) for partition in outcome.partitions]
+    )
+
+
+def _optional_nanos(message: common_pb2.Anomaly, field: str) -> int | None:
+    return _nanos(getattr(message, field)) if message.HasField(field) else None  # type: ignore[arg-type]
+
+
+def anomaly_records(request: storage_service_pb2.WriteAnomaliesRequest) -> tuple[AnomalyRecord, ...]:
+    return tuple(
+        AnomalyRecord(
+            anomaly_id=a.anomaly_id,
+            series=series_key(a.series),
+            start_unix_nano=_optional_nanos(a, "start_time"),
+            peak_unix_nano=_optional_nanos(a, "peak_time"),
+            end_unix_nano=_optional_nanos(a, "end_time"),
+            value=a.value,
+            baseline=a.baseline,
+            score=a.score,
+            severity=int(a.severity),
+            anomaly_type=int(a.anomaly_type),
+            contributions=tuple(
+                Contribution(c.detector, c.score, c.weight, c.statistic) for c in a.contributions
+            ),
+            explanation=a.explanation,
+            point_count=a.point_count,
+        )
+        for a in request.anomalies
+    )
+
+
+def write_anomalies_response(result: AnomalyWriteResult) -> storage_service_pb2.WriteAnomaliesResponse:
+    return storage_service_pb2.WriteAnomaliesResponse(inserted=result.inserted, updated=result.updated)
+
+
+def anomaly_listing(request: storage_service_pb2.ListAnomaliesRequest) -> AnomalyListing:
+    start, end = _range(request.time_range)
+    return AnomalyListing(
+        matchers=_matchers(request.matchers, "matchers"),
+        series_id=request.series_id,
+        start_unix_nano=start,
+        end_unix_nano=end,
+        severities=tuple(int(s) for s in request.severities),
+        anomaly_types=tuple(int(t) for t in request.anomaly_types),
+        min_score=request.min_score,
+        page_size=request.page_size,
+        page_token=request.page_token,
+    )
+
+
+def anomaly_message(record: AnomalyRecord) -> common_pb2.Anomaly:
+    message = common_pb2.Anomaly(
+        anomaly_id=record.anomaly_id,
+        series=series_key_message(record.series),
+        value=record.value,
+        baseline=record.baseline,
+        score=record.score,
+        severity=record.severity,  # type: ignore[arg-type]
+        anomaly_type=record.anomaly_type,  # type: ignore[arg-type]
+        contributions=[
+            common_pb2.DetectorContribution(
+                detector=c.detector, score=c.score, weight=c.weight, statistic=c.statistic
+            )
+            for c in record.contributions
+        ],
+        explanation=record.explanation,
+        point_count=record.point_count,
+    )
+    for field, value in (
+        ("start_time", record.start_unix_nano),
+        ("peak_time", record.peak_unix_nano),
+        ("end_time", record.end_unix_nano),
+    ):
+        if value is not None:
+            getattr(message, field).CopyFrom(_timestamp(value))
+    return message
+
+
+def list_anomalies_response(page: AnomalyPage) -> storage_service_pb2.ListAnomaliesResponse:
+    return storage_service_pb2.ListAnomaliesResponse(
+        anomalies=[anomaly_message(record) for record in page.anomalies], next_page_token=page.next_page_token
     )

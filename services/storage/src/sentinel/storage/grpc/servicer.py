@@ -11,7 +11,9 @@ from sentinel.api.storage.v1 import storage_service_pb2_grpc
 from sentinel.runtime.auth import current_tenant
 from sentinel.runtime.pending import pending_rpcs
 from sentinel.storage.grpc import convert
+from sentinel.storage.grpc.incident_servicer import IncidentRecordsRpcs
 from sentinel.storage.service import StorageService
+from sentinel.storage.service_incidents import IncidentRecordsService
 
 SERVICE = pb.DESCRIPTOR.services_by_name["StorageService"]
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -19,14 +21,14 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 @pending_rpcs(
     SERVICE,
-    "anomaly, alert, incident, timeline, silence and policy records arrive with the detection and "
-    "incident issues; samples (WriteSamples, QuerySamples, ListSeries, ApplyRetention) are served",
+    "every StorageService RPC is served: samples, anomalies and incident-manager's records",
 )
-class StorageServicer(storage_service_pb2_grpc.StorageServiceServicer):
+class StorageServicer(IncidentRecordsRpcs, storage_service_pb2_grpc.StorageServiceServicer):
     """Answers StorageService."""
 
-    def __init__(self, service: StorageService) -> None:
+    def __init__(self, service: StorageService, records: IncidentRecordsService) -> None:
         self._service = service
+        self._records = records
 
     async def WriteSamples(
         self, request: pb.WriteSamplesRequest, context: Context
@@ -53,3 +55,19 @@ class StorageServicer(storage_service_pb2_grpc.StorageServiceServicer):
     ) -> pb.ApplyRetentionResponse:
         outcome = await self._service.apply_retention(request=convert.retention_request(request))
         return convert.retention_response(outcome)
+
+    async def WriteAnomalies(
+        self, request: pb.WriteAnomaliesRequest, context: Context
+    ) -> pb.WriteAnomaliesResponse:
+        result = await self._service.write_anomalies(
+            tenant=current_tenant(), anomalies=convert.anomaly_records(request)
+        )
+        return convert.write_anomalies_response(result)
+
+    async def ListAnomalies(
+        self, request: pb.ListAnomaliesRequest, context: Context
+    ) -> pb.ListAnomaliesResponse:
+        page = await self._service.list_anomalies(
+            tenant=current_tenant(), listing=convert.anomaly_listing(request)
+        )
+        return convert.list_anomalies_response(page)
