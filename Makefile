@@ -76,3 +76,6 @@ clean: ## Remove the virtualenv, embedded stores and caches
 
 bench-ingest: install ## Benchmark ingestion + storage over loopback against the raw COPY ceiling (JSON last line)
 	$(PY) bench/ingest.py $(BENCH_ARGS)
+
+nab: install ## Score detection on ../shared/nab through the real service (all profiles + the fixed threshold)
+	$(PY) -m sentinel.detection.evaluation.nab_service --nab ../shared/nab --out var/nab-service --compare-offline

@@ -62,12 +62,12 @@ async def test_grpcurl_describes_request_messages_through_reflection(stack: Stac
 
 async def test_grpcurl_sees_a_clear_unimplemented_for_work_not_built_yet(stack: Stack) -> None:
     called = await run(
-        tool("grpcurl"), "-plaintext", "-d", "{}", stack.detection,
-        "sentinel.api.detection.v1.DetectionService/ListDetectors",
+        tool("grpcurl"), "-plaintext", "-d", "{}", stack.incident_manager,
+        "sentinel.api.incident.v1.IncidentService/GetOnCall",
     )  # fmt: skip
     assert called.returncode != 0
     assert "Unimplemented" in called.stderr
-    assert "DetectionService/ListDetectors is not implemented yet" in called.stderr
+    assert "IncidentService/GetOnCall is not implemented yet" in called.stderr
 
 
 async def test_buf_curl_lists_and_calls_health_through_reflection(stack: Stack) -> None:

@@ -253,3 +253,53 @@ def test_tail_transforms_are_monotone_and_keep_nan() -> None:
     assert s[1] == 0.0
     assert s[2] == pytest.approx(-math.log10(math.erfc(3 / math.sqrt(2))), rel=1e-6)
     assert s[2] == s[3]
+
+
+def naive_hist(row: np.ndarray, center: float, scale: float, edges: np.ndarray) -> list[float]:
+    h = [0.0] * (len(edges) + 1)
+    for v in row:
+        u = (v - center) / scale
+        if not math.isnan(u):
+            h[sum(1 for e in edges if u >= e)] += 1
+    return h
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 4), st.sampled_from([3, 8, 33, 64, 256, 300])),
+        elements=st.one_of(st.floats(-50, 50), st.just(np.nan), st.sampled_from([0.0, 1.0, 2.0])),
+    ),
+    st.floats(-5, 5),
+    st.floats(0.01, 10),
+)
+def test_binned_counts_match_a_loop_for_short_and_wide_rows(a: np.ndarray, c: float, s: float) -> None:
+    # widths up to 33 take the packed-count path, wider ones the bincount path
+    edges = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
+    center = np.full(a.shape[0], c)
+    scale = np.full(a.shape[0], s)
+    got = k.binned_counts(a, center, scale, edges)
+    for i, row in enumerate(a):
+        assert list(got[i]) == naive_hist(row, c, s, edges)
+    finite = ~np.isnan(a).any(axis=1)
+    if finite.any():
+        srt = np.sort(a[finite], axis=1)
+        np.testing.assert_array_equal(
+            k.binned_counts_sorted(srt, center[finite], scale[finite], edges), got[finite]
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 5), st.integers(2, 70)),
+        elements=st.one_of(st.floats(-1e3, 1e3), st.sampled_from([0.0, 1.0, 5.0])),
+    )
+)
+def test_mad_of_sorted_matches_the_median_of_deviations(a: np.ndarray) -> None:
+    center = k.nanmedian_rows(a)
+    got = k.mad_of_sorted(np.sort(a, axis=1), center)
+    for i, row in enumerate(a):
+        assert got[i] == naive_median(np.abs(row - center[i]))

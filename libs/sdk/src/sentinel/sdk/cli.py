@@ -76,6 +76,25 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(until_stopped())
 
 
+def _detect(args: argparse.Namespace) -> int:
+    from sentinel.sdk.client import endpoint_from_env
+    from sentinel.sdk.detect_cli import run_detect
+
+    endpoint = (
+        endpoint_from_env(
+            args.target, "SENTINEL_DETECTION_ADDR", "127.0.0.1:50052", args.api_key, args.tenant
+        )
+        if args.target
+        else None
+    )
+    return asyncio.run(
+        run_detect(
+            args.input_dir, args.output_dir, endpoint=endpoint, threshold=args.threshold,
+            batch_size=args.batch_size, concurrency=args.concurrency, out=sys.stderr,
+        )
+    )  # fmt: skip
+
+
 def _add_connection_flags(parser: argparse.ArgumentParser, default_env: str) -> None:
     parser.add_argument("--target", help=f"HOST:PORT (default ${default_env} or the local default)")
     parser.add_argument("--api-key", help="API key (default $SENTINEL_API_KEY)")
@@ -121,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     _add_connection_flags(demo, "SENTINEL_INGESTION_ADDR")
     demo.set_defaults(handler=_demo)
+
+    detect = commands.add_parser(
+        "detect", help="score timestamp,value CSVs through detection into NAB result files"
+    )
+    detect.add_argument("--input-dir", type=Path, required=True, help="folder of timestamp,value CSVs")
+    detect.add_argument("--output-dir", type=Path, required=True, help="results, same relative paths")
+    detect.add_argument("--threshold", type=float, help="write 0/1 decisions at this score")
+    detect.add_argument("--batch-size", type=int, default=1000, help="points per ScoreSamples call")
+    detect.add_argument("--concurrency", type=int, default=16, help="files scored at once")
+    detect.add_argument("--target", help="detection HOST:PORT (default: start one locally)")
+    detect.add_argument("--api-key", help="API key (default $SENTINEL_API_KEY)")
+    detect.add_argument("--tenant", help="tenant, when auth is off (default $SENTINEL_TENANT)")
+    detect.set_defaults(handler=_detect)
     return parser
 
 

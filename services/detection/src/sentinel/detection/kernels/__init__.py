@@ -12,10 +12,16 @@ Conventions shared by every kernel (STYLE.md convention 7):
 
 from sentinel.detection.kernels.changes import level_shift_z, shift_z, spread_z, variance_change_z
 from sentinel.detection.kernels.cusum import cusum_update
-from sentinel.detection.kernels.drift import binned_counts, psi, psi_logsf
+from sentinel.detection.kernels.drift import binned_counts, binned_counts_sorted, psi, psi_logsf
 from sentinel.detection.kernels.ewma import ewma_update
 from sentinel.detection.kernels.rates import binomial_upper_z, poisson_upper_z
-from sentinel.detection.kernels.robust import RobustZ, nanmedian_rows, robust_scale, robust_zscore
+from sentinel.detection.kernels.robust import (
+    RobustZ,
+    mad_of_sorted,
+    nanmedian_rows,
+    robust_scale,
+    robust_zscore,
+)
 from sentinel.detection.kernels.seasonal import SeasonalBins, seasonal_bins, seasonal_predict, seasonal_update
 from sentinel.detection.kernels.tails import chi2_logsf, normal_logsf, surprise_from_logp, two_sided_surprise
 
@@ -23,11 +29,13 @@ __all__ = [
     "RobustZ",
     "SeasonalBins",
     "binned_counts",
+    "binned_counts_sorted",
     "binomial_upper_z",
     "chi2_logsf",
     "cusum_update",
     "ewma_update",
     "level_shift_z",
+    "mad_of_sorted",
     "nanmedian_rows",
     "normal_logsf",
     "poisson_upper_z",

@@ -1,8 +1,10 @@
-"""Robust location and scale over windows: median/MAD via ``np.partition``.
+"""Robust location and scale over windows: median/MAD from one row sort.
 
 ``np.median`` over windows costs 4-8x a single ``np.partition`` (ARCHITECTURE.md
-§3), so full rows use one partition at the two middle ranks; only rows that
-still hold ``NaN`` (series younger than the window) fall back to a sort.
+§3), and on this NumPy (AVX-512 sort) a row ``np.sort`` is another ~6x faster
+than ``np.partition`` at window 256 (0.6 ms vs 3.6 ms for 1000 rows), so the
+median is read off a sorted copy; rows that still hold ``NaN`` (series younger
+than the window) index by their own count of values.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ class RobustZ(NamedTuple):
 def nanmedian_rows(window: npt.ArrayLike) -> FloatArray:
     """Median of each row, ignoring NaN (mean of the two middle values for even counts).
 
+    One row sort (NaN sorts last) serves full and partial rows alike; NumPy's
+    vectorised sort is several times faster than ``np.partition`` on these
+    short rows and picks the very same order statistics.
+
     Args:
         window: ``(n_series, window)`` float64; NaN marks empty slots.
 
@@ -41,27 +47,61 @@ def nanmedian_rows(window: npt.ArrayLike) -> FloatArray:
     """
     a = np.asarray(window, dtype=np.float64)
     n, w = a.shape
-    out = np.full(n, np.nan)
     if w == 0 or n == 0:
-        return out
-    valid = ~np.isnan(a)
-    nvalid = valid.sum(axis=1)
-    full = nvalid == w
-    if full.any():
-        sub = a if full.all() else a[full]
+        return np.full(n, np.nan)
+    srt = np.sort(a, axis=1)
+    if not np.isnan(srt[:, -1]).any():  # every row full
         k1, k2 = (w - 1) // 2, w // 2
-        part = np.partition(sub, (k1, k2) if k1 != k2 else k1, axis=1)
-        out[full] = 0.5 * (part[:, k1] + part[:, k2])
-    rest = (~full) & (nvalid > 0)
-    if rest.any():
-        srt = np.sort(a[rest], axis=1)  # NaN sorts last
-        nv = nvalid[rest]
-        lo = ((nv - 1) // 2)[:, None]
-        hi = (nv // 2)[:, None]
-        out[rest] = 0.5 * (
-            np.take_along_axis(srt, lo, axis=1)[:, 0] + np.take_along_axis(srt, hi, axis=1)[:, 0]
-        )
-    return out
+        return np.asarray(0.5 * (srt[:, k1] + srt[:, k2]), dtype=np.float64)
+    nv = w - np.count_nonzero(np.isnan(srt), axis=1)
+    lo = np.maximum((nv - 1) // 2, 0)[:, None]
+    hi = (nv // 2)[:, None]
+    out = 0.5 * (np.take_along_axis(srt, lo, axis=1)[:, 0] + np.take_along_axis(srt, hi, axis=1)[:, 0])
+    return np.asarray(np.where(nv > 0, out, np.nan), dtype=np.float64)
+
+
+def mad_of_sorted(sorted_rows: npt.ArrayLike, center: npt.ArrayLike) -> FloatArray:
+    """Median absolute deviation of full, finite, sorted rows around their median, without a second sort.
+
+    With ``S`` sorted and ``center`` its median (``S[k1] <= center <= S[k2]``),
+    the deviations ``|S - center|`` are the merge of two sorted lists: ``center
+    - S[i]`` for the lower half read backwards and ``S[j] - center`` for the
+    upper half (``|a - c|`` and ``c - a`` round identically). Their middle order
+    statistics are found by a binary search per row, giving exactly
+    ``nanmedian_rows(|S - center|)``.
+
+    Args:
+        sorted_rows: ``(n_series, w)`` float64, each row sorted ascending, no NaN or inf.
+        center: ``(n_series,)`` float64 median of each row (as :func:`nanmedian_rows`).
+
+    Returns:
+        ``(n_series,)`` float64 MAD.
+    """
+    srt = np.ascontiguousarray(sorted_rows, dtype=np.float64)
+    n, w = srt.shape
+    p = (w + 1) // 2  # lower list: indices p-1 .. 0; upper list: p .. w-1
+    n_up = w - p
+    flat = srt.ravel()
+    base = (np.arange(n, dtype=np.intp) * w)[:, None]
+    c = np.asarray(center, dtype=np.float64)[:, None]
+    kk = np.array([(w - 1) // 2, w // 2], dtype=np.intp)[None, :]
+    # t = how many of the kk+1 smallest deviations come from the lower list; positions of
+    # settled rows may leave the row (clipped take), their values are never used
+    lo = np.broadcast_to(np.maximum(0, kk + 1 - n_up), (n, 2)).copy()
+    hi = np.broadcast_to(np.minimum(kk + 1, p), (n, 2)).copy()
+    for _ in range(int(p + 1).bit_length()):
+        open_ = lo < hi
+        t = (lo + hi) >> 1
+        low_t = c - flat.take(base + (p - 1 - t), mode="clip")
+        up_kt = flat.take(base + (p + kk - t), mode="clip") - c
+        right = (low_t < up_kt) & open_
+        lo = np.where(right, t + 1, lo)
+        hi = np.where(open_ & ~right, t, hi)
+    t = lo
+    low_last = np.where(t > 0, c - flat.take(base + (p - t), mode="clip"), -np.inf)
+    up_last = np.where(kk - t >= 0, flat.take(base + (p + kk - t), mode="clip") - c, -np.inf)
+    kth = np.maximum(low_last, up_last)
+    return np.asarray(0.5 * (kth[:, 0] + kth[:, 1]), dtype=np.float64)
 
 
 def robust_scale(

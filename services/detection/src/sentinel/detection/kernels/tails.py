@@ -13,6 +13,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 _LN10 = float(np.log(10.0))
+_LN2 = np.log(2.0)
 _SQRT2 = float(np.sqrt(2.0))
 # Chebyshev fit of erfc (Numerical Recipes ``erfcc``): relative error < 1.2e-7
 # everywhere, including the far tail, and its exponent can be kept in log form.
@@ -31,12 +32,17 @@ _ERFC_COEFFS = (
 
 
 def _log_erfc_nonneg(x: FloatArray) -> FloatArray:
-    """log(erfc(x)) for x >= 0."""
+    """log(erfc(x)) for x >= 0 (``x`` finite or +inf, not NaN)."""
     t = 1.0 / (1.0 + 0.5 * x)
-    poly = np.zeros_like(x)
-    for c in reversed(_ERFC_COEFFS):
-        poly = poly * t + c
-    return np.asarray(np.log(t) - x * x + poly, dtype=np.float64)
+    # Horner from the top coefficient: the first step of ``0 * t + c`` is exactly c.
+    poly = np.full_like(x, _ERFC_COEFFS[-1])
+    for c in _ERFC_COEFFS[-2::-1]:
+        np.multiply(poly, t, out=poly)
+        np.add(poly, c, out=poly)
+    out = np.log(t)
+    out -= x * x
+    out += poly
+    return out
 
 
 def normal_logsf(z: npt.ArrayLike) -> FloatArray:
@@ -51,12 +57,18 @@ def normal_logsf(z: npt.ArrayLike) -> FloatArray:
     z = np.asarray(z, dtype=np.float64)
     x = z / _SQRT2
     ax = np.abs(x)
-    log_erfc_abs = _log_erfc_nonneg(np.where(np.isnan(ax), 0.0, ax))
-    # For z < 0: P(Z > z) = 1 - 0.5 erfc(|x|).
-    upper = log_erfc_abs - np.log(2.0)
-    lower = np.log1p(-0.5 * np.exp(log_erfc_abs))
-    out = np.where(x >= 0.0, upper, lower)
-    return np.asarray(np.where(np.isnan(z), np.nan, out), dtype=np.float64)
+    nan = np.isnan(ax)
+    if nan.any():
+        ax[nan] = 0.0
+    log_erfc_abs = _log_erfc_nonneg(ax)
+    # For z < 0: P(Z > z) = 1 - 0.5 erfc(|x|); only those elements pay for exp/log1p.
+    out = log_erfc_abs - _LN2
+    neg = x < 0.0
+    if neg.any():
+        out[neg] = np.log1p(-0.5 * np.exp(log_erfc_abs[neg]))
+    if nan.any():
+        out[nan] = np.nan
+    return np.asarray(out, dtype=np.float64)
 
 
 def chi2_logsf(x: npt.ArrayLike, df: float) -> FloatArray:
@@ -89,4 +101,4 @@ def two_sided_surprise(z: npt.ArrayLike) -> FloatArray:
     """``-log10`` of the two-sided normal tail ``P(|Z| > |z|)``; NaN z gives 0."""
     z = np.asarray(z, dtype=np.float64)
     z = np.where(np.isnan(z), 0.0, np.abs(z))
-    return surprise_from_logp(normal_logsf(z) + np.log(2.0))
+    return surprise_from_logp(normal_logsf(z) + _LN2)

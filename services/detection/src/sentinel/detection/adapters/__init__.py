@@ -1,0 +1,1 @@
+"""Adapters of the detection service: Redis checkpoints, storage and incident-manager clients."""

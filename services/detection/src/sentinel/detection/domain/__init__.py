@@ -1,0 +1,1 @@
+"""Pure detection domain: series keys, request validation, slots, episodes, recent results."""
