@@ -2,29 +2,76 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+
 from sentinel.api.incident.v1 import incident_service_pb2_grpc
+from sentinel.incident_manager.adapters.dedup import InProcessDedupLock, RedisDedupLock
+from sentinel.incident_manager.adapters.feed import InProcessFeed
+from sentinel.incident_manager.adapters.storage_client import GrpcIncidentStore
 from sentinel.incident_manager.grpc.servicer import SERVICE, IncidentServicer
+from sentinel.incident_manager.service import IncidentService
 from sentinel.incident_manager.settings import IncidentManagerSettings
 from sentinel.runtime.channels import create_channel
+from sentinel.runtime.clock import Clock, SystemClock
 from sentinel.runtime.peers import wait_until_serving
 from sentinel.runtime.server import Server, ServiceRegistration
 
+logger = logging.getLogger(__name__)
 
-def build_server(settings: IncidentManagerSettings) -> Server:
-    """Wire the incident manager: it persists through storage, so it waits for storage first."""
-    # RPCs not built yet are installed by @pending_rpcs, which mypy cannot see.
-    servicer = IncidentServicer()  # type: ignore[abstract]
+
+def build_server(settings: IncidentManagerSettings, *, clock: Clock | None = None) -> Server:
+    """Wire the incident manager: storage client, dedup lock, change feed, sweeper, servicer."""
+    clock = clock or SystemClock()
+    service_key = settings.service_api_key.get_secret_value() if settings.service_api_key else None
     storage_channel = create_channel(settings.storage_addr, max_message_mb=settings.max_message_mb)
+    redis_lock = (
+        RedisDedupLock(aioredis.Redis.from_url(settings.redis_url), namespace=settings.redis_namespace)
+        if settings.redis_url
+        else None
+    )
+    service = IncidentService(
+        store=GrpcIncidentStore(
+            storage_channel, service_key=service_key, deadline_s=settings.storage_deadline_s
+        ),
+        dedup=redis_lock or InProcessDedupLock(clock),
+        feed=InProcessFeed(),
+        clock=clock,
+        policy=settings.policy(),
+        limits=settings.limits(),
+        dedup_ttl_s=settings.dedup_ttl_s,
+        report_concurrency=settings.report_concurrency,
+    )
+    # RPCs not built yet are installed by @pending_rpcs, which mypy cannot see.
+    servicer = IncidentServicer(service, heartbeat_s=settings.watch_heartbeat_s)  # type: ignore[abstract]
+    sweeper: list[asyncio.Task[None]] = []
 
-    async def wait_for_storage() -> None:
+    async def start() -> None:
         await wait_until_serving(
             storage_channel,
             peer=f"storage at {settings.storage_addr}",
             timeout_s=settings.dependency_timeout_s,
         )
+        if redis_lock is not None:
+            await redis_lock.ping()
+            logger.info("dedup claims in Redis (namespace %s)", settings.redis_namespace)
+        else:
+            logger.warning(
+                "SENTINEL_REDIS_URL is unset: dedup claims are in process, correct for one replica only"
+            )
+        sweeper.append(asyncio.create_task(service.run_sweeper(settings.sweep_interval_s)))
 
-    async def close_channels() -> None:
+    async def close() -> None:
+        for task in sweeper:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await storage_channel.close()
+        if redis_lock is not None:
+            await redis_lock.close()
 
     return Server(
         name="incident-manager",
@@ -37,6 +84,6 @@ def build_server(settings: IncidentManagerSettings) -> Server:
                 ),
             )
         ],
-        on_startup=[wait_for_storage],
-        on_shutdown=[close_channels],
+        on_startup=[start],
+        on_shutdown=[close],
     )

@@ -1,0 +1,239 @@
+"""IncidentStore over the storage service's gRPC API.
+
+Every call carries the tenant (`peer_metadata`), retries UNAVAILABLE and RESOURCE_EXHAUSTED with
+backoff and jitter within the deadline (every storage write is idempotent by its key), and turns
+storage's statuses, with their `google.rpc.ErrorInfo` reason and metadata, into domain errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from sentinel.api.common.v1 import common_pb2
+from sentinel.api.storage.v1 import storage_service_pb2 as pb
+from sentinel.api.storage.v1 import storage_service_pb2_grpc
+from sentinel.incident_manager.domain.model import Alert, Incident, IncidentStats, Silence, TimelineEntry
+from sentinel.incident_manager.grpc import convert
+from sentinel.incident_manager.ports import AlertQuery, IncidentQuery, Page, SilenceQuery, TimelineQuery
+from sentinel.runtime.auth import peer_metadata
+from sentinel.runtime.channels import call_with_retry
+from sentinel.runtime.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    NotImplementedYetError,
+    SentinelError,
+    UnavailableError,
+)
+
+_RETRY = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+_DETAILS_KEY = "grpc-status-details-bin"
+
+R = TypeVar("R")
+
+
+def error_info(exc: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
+    """Reason and metadata of the ErrorInfo a status carries ("", {} when none)."""
+    for key, value in exc.trailing_metadata() or ():
+        if key != _DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return info.reason, dict(info.metadata)
+    return "", {}
+
+
+def domain_error(exc: grpc.aio.AioRpcError, rpc: str) -> SentinelError:
+    """The domain error for a storage status (after retries gave up)."""
+    code = exc.code()
+    details = exc.details() or code.name
+    reason, metadata = error_info(exc)
+    kwargs: dict[str, Any] = {"reason": reason or None, "metadata": metadata}
+    if code is grpc.StatusCode.NOT_FOUND:
+        return NotFoundError(details, **kwargs)
+    if code is grpc.StatusCode.ABORTED:
+        return ConflictError(details, **{**kwargs, "reason": reason or "VERSION_MISMATCH"})
+    if code is grpc.StatusCode.ALREADY_EXISTS:
+        return AlreadyExistsError(details, **kwargs)
+    if code is grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPreconditionError(details, **kwargs)
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        field = metadata.pop("field", "")
+        problem = details.split(": ", 1)[1] if field and details.startswith(f"{field}: ") else details
+        return InvalidArgumentError(field, problem, reason=reason or None, metadata=metadata)
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return NotImplementedYetError(
+            f"storage does not implement {rpc} yet ({details})", reason="STORAGE_NOT_IMPLEMENTED"
+        )
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceededError(f"storage did not answer {rpc} before the deadline; retry")
+    if code in _RETRY:
+        return UnavailableError(f"storage is unavailable ({code.name} on {rpc}); retry")
+    return SentinelError(f"storage failed {rpc} ({code.name}): {details}", reason="STORAGE_ERROR")
+
+
+class GrpcIncidentStore:
+    """Alerts, incidents, timelines, silences and stats through `StorageService`."""
+
+    def __init__(
+        self, channel: grpc.aio.Channel, *, service_key: str | None, deadline_s: float = 10.0
+    ) -> None:
+        self._stub = storage_service_pb2_grpc.StorageServiceStub(channel)
+        self._service_key = service_key
+        self._deadline_s = deadline_s
+
+    async def _call(self, rpc: str, request: Any, tenant: str) -> Any:
+        method: Callable[..., Awaitable[Any]] = getattr(self._stub, rpc)
+        metadata = peer_metadata(tenant, self._service_key)
+        try:
+            return await call_with_retry(
+                lambda: method(request, metadata=metadata, timeout=self._deadline_s),
+                deadline_s=self._deadline_s,
+                retry_codes=_RETRY,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, rpc) from None
+
+    async def get_alert(self, *, tenant: str, alert_id: str) -> Alert | None:
+        try:
+            response = await self._call("GetAlert", pb.GetAlertRequest(alert_id=alert_id), tenant)
+        except NotFoundError:
+            return None
+        return convert.alert_from_proto(response.alert)
+
+    async def upsert_alert(self, *, tenant: str, alert: Alert, expected_version: int) -> Alert:
+        request = pb.UpsertAlertRequest(
+            alert=convert.alert_to_proto(alert), expected_version=expected_version
+        )
+        response = await self._call("UpsertAlert", request, tenant)
+        return convert.alert_from_proto(response.alert)
+
+    async def list_alerts(self, *, tenant: str, query: AlertQuery) -> Page[Alert]:
+        request = pb.ListAlertsRequest(
+            incident_id=query.incident_id,
+            fingerprint=query.fingerprint,
+            group_key=query.group_key,
+            statuses=[int(s) for s in query.statuses],  # type: ignore[misc]
+            matchers=convert.matchers_to_proto(query.matchers),
+            page_size=query.page_size,
+            page_token=query.page_token,
+        )
+        _set_range(request, query.start_time, query.end_time)
+        response = await self._call("ListAlerts", request, tenant)
+        return Page([convert.alert_from_proto(a) for a in response.alerts], response.next_page_token)
+
+    async def create_incident(
+        self, *, tenant: str, incident: Incident, entries: Sequence[TimelineEntry]
+    ) -> Incident:
+        request = pb.CreateIncidentRequest(
+            incident=convert.incident_to_proto(incident),
+            timeline_entries=[convert.entry_to_proto(e) for e in entries],
+        )
+        try:
+            response = await self._call("CreateIncident", request, tenant)
+        except AlreadyExistsError as exists:
+            if exists.reason != "INCIDENT_EXISTS":
+                raise
+            # A retry of a create that committed: the incident is ours.
+            return await self.get_incident(tenant=tenant, incident_id=incident.incident_id)
+        return convert.incident_from_proto(response.incident)
+
+    async def update_incident(
+        self,
+        *,
+        tenant: str,
+        incident: Incident,
+        expected_version: int,
+        entries: Sequence[TimelineEntry],
+        request_id: str = "",
+    ) -> Incident:
+        request = pb.UpdateIncidentRequest(
+            incident=convert.incident_to_proto(incident),
+            expected_version=expected_version,
+            timeline_entries=[convert.entry_to_proto(e) for e in entries],
+            request_id=request_id,
+        )
+        response = await self._call("UpdateIncident", request, tenant)
+        return convert.incident_from_proto(response.incident)
+
+    async def get_incident(self, *, tenant: str, incident_id: str) -> Incident:
+        response = await self._call("GetIncident", pb.GetIncidentRequest(incident_id=incident_id), tenant)
+        return convert.incident_from_proto(response.incident)
+
+    async def list_incidents(self, *, tenant: str, query: IncidentQuery) -> Page[Incident]:
+        request = pb.ListIncidentsRequest(
+            states=[int(s) for s in query.states],  # type: ignore[misc]
+            severities=[int(s) for s in query.severities],  # type: ignore[misc]
+            priorities=[int(p) for p in query.priorities],  # type: ignore[misc]
+            service=query.service,
+            model=query.model,
+            group_key=query.group_key,
+            matchers=convert.matchers_to_proto(query.matchers),
+            query=query.text,
+            assignee=query.assignee,
+            page_size=query.page_size,
+            page_token=query.page_token,
+        )
+        _set_range(request, query.start_time, query.end_time)
+        response = await self._call("ListIncidents", request, tenant)
+        return Page([convert.incident_from_proto(i) for i in response.incidents], response.next_page_token)
+
+    async def append_timeline(self, *, tenant: str, entries: Sequence[TimelineEntry]) -> None:
+        if not entries:
+            return
+        request = pb.AppendTimelineEntriesRequest(entries=[convert.entry_to_proto(e) for e in entries])
+        await self._call("AppendTimelineEntries", request, tenant)
+
+    async def list_timeline(self, *, tenant: str, query: TimelineQuery) -> Page[TimelineEntry]:
+        request = pb.ListTimelineEntriesRequest(
+            incident_id=query.incident_id,
+            kinds=[int(k) for k in query.kinds],  # type: ignore[misc]
+            page_size=query.page_size,
+            page_token=query.page_token,
+        )
+        _set_range(request, query.start_time, query.end_time)
+        response = await self._call("ListTimelineEntries", request, tenant)
+        return Page([convert.entry_from_proto(e) for e in response.entries], response.next_page_token)
+
+    async def put_silence(self, *, tenant: str, silence: Silence) -> Silence:
+        request = pb.PutSilenceRequest(silence=convert.silence_to_proto(silence))
+        response = await self._call("PutSilence", request, tenant)
+        return convert.silence_from_proto(response.silence)
+
+    async def list_silences(self, *, tenant: str, query: SilenceQuery) -> Page[Silence]:
+        request = pb.ListSilencesRequest(
+            states=[int(s) for s in query.states],  # type: ignore[misc]
+            page_size=query.page_size,
+            page_token=query.page_token,
+        )
+        response = await self._call("ListSilences", request, tenant)
+        return Page([convert.silence_from_proto(s) for s in response.silences], response.next_page_token)
+
+    async def get_stats(
+        self, *, tenant: str, start_time: datetime, end_time: datetime, service: str, model: str
+    ) -> IncidentStats:
+        request = pb.GetIncidentStatsRequest(service=service, model=model)
+        _set_range(request, start_time, end_time)
+        response = await self._call("GetIncidentStats", request, tenant)
+        return convert.stats_from_proto(response.stats)
+
+
+def _set_range(request: Any, start: datetime | None, end: datetime | None) -> None:
+    if start is None and end is None:
+        return
+    time_range = common_pb2.TimeRange()
+    if start is not None:
+        time_range.start_time.FromDatetime(start)
+    if end is not None:
+        time_range.end_time.FromDatetime(end)
+    request.time_range.CopyFrom(time_range)
