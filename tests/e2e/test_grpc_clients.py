@@ -95,3 +95,15 @@ async def test_grpcurl_ingests_the_readme_event(stack: Stack) -> None:
     answer = json.loads(called.stdout)
     assert answer.get("accepted_count") == 1, answer
     assert answer["derived_sample_count"] >= 3
+
+
+async def test_grpcurl_lists_the_detectors_as_the_readme_shows(stack: Stack) -> None:
+    called = await run(
+        tool("grpcurl"),
+        "-plaintext",
+        stack.detection,
+        "sentinel.api.detection.v1.DetectionService/ListDetectors",
+    )
+    assert called.returncode == 0, called.stderr
+    names = {detector["name"] for detector in json.loads(called.stdout)["detectors"]}
+    assert len(names) >= 5
