@@ -79,3 +79,6 @@ bench-ingest: install ## Benchmark ingestion + storage over loopback against the
 
 nab: install ## Score detection on ../shared/nab through the real service (all profiles + the fixed threshold)
 	$(PY) -m sentinel.detection.evaluation.nab_service --nab ../shared/nab --out var/nab-service --compare-offline
+
+bench-detect: install ## Benchmark detection scoring over loopback against a naive per-series baseline (JSON last line)
+	$(PY) bench/detect.py $(BENCH_ARGS)
