@@ -82,3 +82,6 @@ nab: install ## Score detection on ../shared/nab through the real service (all p
 
 bench-detect: install ## Benchmark detection scoring over loopback against a naive per-series baseline (JSON last line)
 	$(PY) bench/detect.py $(BENCH_ARGS)
+
+bench-alerts: install ## Benchmark alert dedup through storage + incident-manager over loopback (JSON last line)
+	$(PY) bench/alerts.py $(BENCH_ARGS)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from sentinel.runtime.clock import SystemClock
+from sentinel.sdk import incidents_cli
 from sentinel.sdk.query_cli import AGGREGATIONS
 
 
@@ -153,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--api-key", help="API key (default $SENTINEL_API_KEY)")
     detect.add_argument("--tenant", help="tenant, when auth is off (default $SENTINEL_TENANT)")
     detect.set_defaults(handler=_detect)
+
+    # alert, incidents list|get|ack|resolve|reopen|note|assign|watch, silences add|list|expire
+    incidents_cli.add_commands(commands, _add_connection_flags)
     return parser
 
 
