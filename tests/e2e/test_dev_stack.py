@@ -16,7 +16,7 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
-def free_port_block(size: int = 4) -> int:
+def free_port_block(size: int = 5) -> int:
     """A base port whose next `size` ports are free now."""
     for _ in range(50):
         with socket.socket() as probe:
@@ -43,7 +43,17 @@ def start_stack(
     env: dict[str, str], var_dir: Path, base_port: int
 ) -> tuple[subprocess.Popen[str], list[str]]:
     process = subprocess.Popen(
-        [str(BIN / "sentinel"), "dev", "up", "--base-port", str(base_port), "--var-dir", str(var_dir)],
+        [
+            str(BIN / "sentinel"),
+            "dev",
+            "up",
+            "--base-port",
+            str(base_port),
+            "--var-dir",
+            str(var_dir),
+            "--http-port",
+            str(base_port + 4),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -46,7 +46,9 @@ async def running_stack(postgres_dsn: str, redis_url: str) -> AsyncIterator[Stac
             running(build_storage(StorageSettings(port=0, postgres_dsn=postgres_dsn, redis_url=redis_url)))
         )
         incident_manager = await stack.enter_async_context(
-            running(build_incident_manager(IncidentManagerSettings(port=0, storage_addr=storage)))
+            running(
+                build_incident_manager(IncidentManagerSettings(port=0, http_port=0, storage_addr=storage))
+            )
         )
         detection = await stack.enter_async_context(
             running(

@@ -47,6 +47,7 @@ class Incidents:
         self._manager = build_incident_manager(
             IncidentManagerSettings(
                 port=0,
+                http_port=0,
                 storage_addr=self.storage_address,
                 redis_url=self.redis_url,
                 redis_namespace=f"{self.redis_namespace}:im",

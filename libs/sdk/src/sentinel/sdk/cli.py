@@ -17,7 +17,11 @@ def _dev_up(args: argparse.Namespace) -> int:
     from sentinel.sdk import devstack
 
     return devstack.run(
-        base_port=args.base_port, var_dir=args.var_dir, timeout_s=args.timeout, demo_rate=args.demo_rate
+        base_port=args.base_port,
+        var_dir=args.var_dir,
+        timeout_s=args.timeout,
+        demo_rate=args.demo_rate,
+        http_port=args.http_port,
     )
 
 
@@ -113,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--base-port", type=int, default=50051, help="ingestion's port; the others follow")
     up.add_argument("--var-dir", type=Path, default=Path("var"), help="embedded stores and logs")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for SERVING")
+    up.add_argument("--http-port", type=int, default=9093, help="incident-manager's HTTP receivers")
     up.add_argument("--demo-rate", type=float, default=60.0, help="demo LLM calls per second (0: no demo)")
     up.set_defaults(handler=_dev_up)
 

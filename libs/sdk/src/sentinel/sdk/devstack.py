@@ -112,7 +112,12 @@ def _banner(
 
 
 def run(
-    *, base_port: int = 50051, var_dir: Path = Path("var"), timeout_s: float = 90.0, demo_rate: float = 0.0
+    *,
+    base_port: int = 50051,
+    var_dir: Path = Path("var"),
+    timeout_s: float = 90.0,
+    demo_rate: float = 0.0,
+    http_port: int = 9093,
 ) -> int:
     """Run the stack in the foreground until Ctrl-C / SIGTERM; returns the exit status."""
     started = time.monotonic()
@@ -135,6 +140,7 @@ def run(
         redis_url = embedded_redis.url
 
     env = _environment(specs, postgres_dsn, redis_url)
+    env["SENTINEL_HTTP_PORT"] = str(http_port)  # incident-manager's Alertmanager / PagerDuty receivers
     processes: dict[str, subprocess.Popen[bytes]] = {}
     stop_requested = False
 
@@ -171,6 +177,11 @@ def run(
                 start_new_session=True,
             )  # fmt: skip
         print(_banner(specs, postgres_dsn, redis_url, log_dir, time.monotonic() - started), flush=True)
+        print(
+            f"Alertmanager webhook / API v2 and PagerDuty Events v2 (HTTP): http://127.0.0.1:{http_port}"
+            " (/api/v1/alertmanager, /api/v2/alerts, /api/v2/silences, /v2/enqueue)",
+            flush=True,
+        )
         if demo_rate > 0:
             print(f"A demo workload sends {demo_rate:.0f} LLM calls/s through ingestion, with an injected "
                   f"incident every few minutes: {log_dir}/demo.log", flush=True)  # fmt: skip

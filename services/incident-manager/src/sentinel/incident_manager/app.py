@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
@@ -13,18 +14,34 @@ from sentinel.incident_manager.adapters.dedup import InProcessDedupLock, RedisDe
 from sentinel.incident_manager.adapters.feed import InProcessFeed
 from sentinel.incident_manager.adapters.storage_client import GrpcIncidentStore
 from sentinel.incident_manager.grpc.servicer import SERVICE, IncidentServicer
+from sentinel.incident_manager.http.server import HttpReceiver, create_app
 from sentinel.incident_manager.service import IncidentService
 from sentinel.incident_manager.settings import IncidentManagerSettings
 from sentinel.runtime.channels import create_channel
 from sentinel.runtime.clock import Clock, SystemClock
+from sentinel.runtime.keys import KeyRing
 from sentinel.runtime.peers import wait_until_serving
 from sentinel.runtime.server import Server, ServiceRegistration
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class IncidentManager:
+    """The wired service: the gRPC server (whose hooks also run `http`) and the HTTP receivers."""
+
+    server: Server
+    http: HttpReceiver
+    service: IncidentService
+
+
 def build_server(settings: IncidentManagerSettings, *, clock: Clock | None = None) -> Server:
-    """Wire the incident manager: storage client, dedup lock, change feed, sweeper, servicer."""
+    """Wire the incident manager (see `build`); the HTTP receivers start and stop with the server."""
+    return build(settings, clock=clock).server
+
+
+def build(settings: IncidentManagerSettings, *, clock: Clock | None = None) -> IncidentManager:
+    """Wire the incident manager: storage client, dedup lock, change feed, sweeper, servicer, HTTP."""
     clock = clock or SystemClock()
     service_key = settings.service_api_key.get_secret_value() if settings.service_api_key else None
     storage_channel = create_channel(settings.storage_addr, max_message_mb=settings.max_message_mb)
@@ -48,6 +65,17 @@ def build_server(settings: IncidentManagerSettings, *, clock: Clock | None = Non
     # RPCs not built yet are installed by @pending_rpcs, which mypy cannot see.
     servicer = IncidentServicer(service, heartbeat_s=settings.watch_heartbeat_s)  # type: ignore[abstract]
     sweeper: list[asyncio.Task[None]] = []
+    http = HttpReceiver(
+        create_app(
+            service,
+            keys=KeyRing.from_config(settings.api_keys, settings.api_keys_file),
+            clock=clock,
+            max_body_bytes=settings.http_max_body_kb * 1024,
+            max_in_flight=settings.http_max_in_flight,
+        ),
+        host=settings.host,
+        port=settings.http_port,
+    )
 
     async def start() -> None:
         await wait_until_serving(
@@ -63,8 +91,10 @@ def build_server(settings: IncidentManagerSettings, *, clock: Clock | None = Non
                 "SENTINEL_REDIS_URL is unset: dedup claims are in process, correct for one replica only"
             )
         sweeper.append(asyncio.create_task(service.run_sweeper(settings.sweep_interval_s)))
+        await http.start()
 
     async def close() -> None:
+        await http.stop()
         for task in sweeper:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -73,7 +103,7 @@ def build_server(settings: IncidentManagerSettings, *, clock: Clock | None = Non
         if redis_lock is not None:
             await redis_lock.close()
 
-    return Server(
+    server = Server(
         name="incident-manager",
         settings=settings,
         services=[
@@ -87,3 +117,4 @@ def build_server(settings: IncidentManagerSettings, *, clock: Clock | None = Non
         on_startup=[start],
         on_shutdown=[close],
     )
+    return IncidentManager(server, http, service)

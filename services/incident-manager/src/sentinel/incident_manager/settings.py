@@ -39,6 +39,18 @@ class IncidentManagerSettings(ServiceSettings):
     dedup_ttl_s: float = Field(86_400.0, gt=0, description="TTL of a fingerprint's Redis claim.")
     sweep_interval_s: float = Field(30.0, gt=0, description="Auto-resolve sweep period.")
     watch_heartbeat_s: float = Field(15.0, gt=0)
+    http_port: int = Field(
+        9093,
+        ge=0,
+        le=65535,
+        description="Port of the HTTP JSON receivers (Alertmanager, PagerDuty); 0 picks one.",
+    )
+    http_max_body_kb: int = Field(
+        1024, ge=1, le=64 * 1024, description="Larger HTTP request bodies answer 413."
+    )
+    http_max_in_flight: int = Field(
+        256, ge=1, le=65_536, description="HTTP requests served at once; beyond, 503 with Retry-After."
+    )
     report_concurrency: int = Field(64, ge=1, le=4096, description="Alerts processed at once per replica.")
 
     @field_validator("group_by")
