@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from detection_support import MINUTE_NS, detection, key, noisy, request, settings
 from prometheus_client import REGISTRY
 
 from sentinel.api.incident.v1 import incident_service_pb2, incident_service_pb2_grpc
@@ -19,8 +20,6 @@ from sentinel.runtime.settings import ServiceSettings
 from sentinel.storage.app import build_server as build_storage
 from sentinel.storage.settings import StorageSettings
 from sentinel.testing.servers import channel_to, running
-
-from .helpers import MINUTE_NS, detection, key, noisy, request, settings
 
 INCIDENT_SERVICE = incident_service_pb2.DESCRIPTOR.services_by_name["IncidentService"]
 INCIDENTS = INCIDENT_SERVICE.full_name

@@ -1,4 +1,5 @@
-"""Helpers of the detection end-to-end tests: an in-process detection server and sample data."""
+"""A detection service in process on a loopback port, and sample data: for detection's own
+integration tests and the end-to-end tests that involve it."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ MINUTE_NS = 60 * 1_000_000_000
 def settings(**values: Any) -> DetectionSettings:
     """Detection on 127.0.0.1:0 with no peers and no Redis unless given."""
     return DetectionSettings(
-        **{"port": 0, "storage_addr": "", "incident_manager_addr": "", "max_series": 64, **values}
+        **{
+            "port": 0,
+            "storage_addr": "",
+            "incident_manager_addr": "",
+            "max_series": 64,
+            "checkpoint_interval_s": 0,
+            **values,
+        }
     )
 
 
