@@ -25,18 +25,16 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import grpc
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from benchstores import BenchStores, bench_stores
 from ingest import RssSampler, free_port, start_service, wait_serving
 
 from sentinel.api.common.v1 import common_pb2
@@ -214,30 +212,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=float, default=0.9, help="share of reports repeating a pool alert")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
-    embedded = []
-    admin_dsn = os.environ.get("SENTINEL_POSTGRES_DSN") or os.environ.get("SENTINEL_TEST_POSTGRES_DSN")
-    redis_url = os.environ.get("SENTINEL_REDIS_URL") or os.environ.get("SENTINEL_TEST_REDIS_URL")
-    if not admin_dsn:
-        from sentinel.runtime.embedded import start_embedded_postgres
+    with bench_stores("bench_alerts") as stores:
+        run_phases(args, stores)
 
-        embedded.append(start_embedded_postgres(work / "postgres"))
-        admin_dsn = embedded[-1].dsn
-    if not redis_url:
-        from sentinel.runtime.embedded import start_embedded_redis
 
-        embedded.append(start_embedded_redis(work / "redis"))
-        redis_url = embedded[-1].url
-
-    database = f"bench_alerts_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        await connection.execute(f'CREATE DATABASE "{database}"')
-        await connection.close()
-
-    asyncio.run(create())
-    dsn = urlunsplit(urlsplit(admin_dsn)._replace(path="/" + database))
+def run_phases(args: argparse.Namespace, stores: BenchStores) -> None:
+    """Start storage and incident-manager on `stores`, run the phases, print the table and the JSON line."""
+    work, dsn, redis_url, database = stores.work, stores.dsn, stores.redis_url, stores.database
     storage_port, manager_port = free_port(), free_port()
     base_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "SENTINEL_POSTGRES_DSN": dsn,
                 "SENTINEL_REDIS_URL": redis_url}  # fmt: skip
@@ -270,15 +251,6 @@ def main() -> None:
         for process in (manager, storage):
             process.send_signal(signal.SIGTERM)
             process.wait(60)
-
-        async def drop() -> None:
-            connection = await asyncpg.connect(admin_dsn)
-            await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            await connection.close()
-
-        asyncio.run(drop())
-        for server in embedded:
-            server.stop()
 
     reported = peak["reported"] + half["reported"]
     repeats = peak["repeats"] + half["repeats"]

@@ -25,12 +25,10 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
@@ -38,6 +36,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
+from benchstores import BenchStores, bench_stores
 from ingest_ceiling import measure as measure_copy_ceiling
 
 from sentinel.api.common.v1 import common_pb2
@@ -220,30 +219,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="callers per client process")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
-    embedded = []
-    admin_dsn = os.environ.get("SENTINEL_POSTGRES_DSN") or os.environ.get("SENTINEL_TEST_POSTGRES_DSN")
-    redis_url = os.environ.get("SENTINEL_REDIS_URL") or os.environ.get("SENTINEL_TEST_REDIS_URL")
-    if not admin_dsn:
-        from sentinel.runtime.embedded import start_embedded_postgres
+    with bench_stores("bench_ingest") as stores:
+        run_phases(args, stores)
 
-        embedded.append(start_embedded_postgres(work / "postgres"))
-        admin_dsn = embedded[-1].dsn
-    if not redis_url:
-        from sentinel.runtime.embedded import start_embedded_redis
 
-        embedded.append(start_embedded_redis(work / "redis"))
-        redis_url = embedded[-1].url
-
-    database = f"bench_ingest_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        await connection.execute(f'CREATE DATABASE "{database}"')
-        await connection.close()
-
-    asyncio.run(create())
-    dsn = urlunsplit(urlsplit(admin_dsn)._replace(path="/" + database))
+def run_phases(args: argparse.Namespace, stores: BenchStores) -> None:
+    """Start storage and ingestion on `stores`, run the phases, print the table and the JSON line."""
+    work, dsn, redis_url, database = stores.work, stores.dsn, stores.redis_url, stores.database
     storage_port, ingestion_port = free_port(), free_port()
     base_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "SENTINEL_POSTGRES_DSN": dsn,
                 "SENTINEL_REDIS_URL": redis_url, "SENTINEL_REDIS_NAMESPACE": f"bench-{database}"}  # fmt: skip
@@ -276,21 +258,12 @@ def main() -> None:
                         concurrency=args.concurrency, rate=peak["batches_per_s"] / 2)  # fmt: skip
             events = load(address, "events", seconds=args.seconds, processes=args.processes,
                           concurrency=args.concurrency)  # fmt: skip
-        ceiling = asyncio.run(measure_copy_ceiling(admin_dsn, seconds=args.seconds, batch=BATCH, btree=False,
-                                                   series=SERIES))  # fmt: skip
+        ceiling = asyncio.run(measure_copy_ceiling(stores.admin_dsn, seconds=args.seconds, batch=BATCH,
+                                                   btree=False, series=SERIES))  # fmt: skip
     finally:
         for process in (ingestion, storage):
             process.send_signal(signal.SIGTERM)
             process.wait(60)
-
-        async def drop() -> None:
-            connection = await asyncpg.connect(admin_dsn)
-            await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            await connection.close()
-
-        asyncio.run(drop())
-        for server in embedded:
-            server.stop()
 
     derived_per_event = 9  # flat events with latency, tokens and cost: see sentinel.ingestion.domain.derive
     ceiling_rate = float(ceiling["copy_ceiling_points_per_s"])
