@@ -53,6 +53,7 @@ class ColumnarBatch:
     series_index: np.ndarray
     time_ns: np.ndarray
     value: np.ndarray
+    wire: object | None = None  # the batch as received (batch_id set), sent on unchanged if all points pass
 
 
 def content_batch_id(kind: str, payload: bytes) -> str:
@@ -174,6 +175,8 @@ class IngestionService:
                 f"batch.{first.field}", f"{first.reason} (point {first.index}; every point was rejected)"
             )
         samples = ColumnarSamples.from_columns(series, series_index, time_ns, value, keep)
+        if not rejected:
+            samples.wire = batch.wire  # nothing dropped: storage and detection get the bytes we received
         stored = await self._store(tenant=tenant, batch_id=batch_id, samples=samples, deadline_s=deadline_s)
         return BatchOutcome(batch_id, accepted, rejected, len(samples), stored)
 

@@ -11,7 +11,7 @@ from prometheus_client import Counter, Gauge
 
 from sentinel.api.detection.v1 import detection_service_pb2, detection_service_pb2_grpc
 from sentinel.ingestion.domain.derive import ColumnarSamples
-from sentinel.ingestion.grpc.convert import batch_from_columns
+from sentinel.ingestion.grpc.convert import encoded_batch
 from sentinel.runtime.auth import peer_metadata
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class DetectionForwarder:
             tenant, batch_id, samples = await self._queue.get()
             QUEUE_DEPTH.set(self._queue.qsize())
             request = detection_service_pb2.ScoreSamplesRequest(
-                batch=batch_from_columns(samples, batch_id), report_anomalies=True
+                batch=encoded_batch(samples, batch_id), report_anomalies=True
             )
             try:
                 await self._stub.ScoreSamples(

@@ -6,7 +6,7 @@ import grpc
 
 from sentinel.api.storage.v1 import storage_service_pb2, storage_service_pb2_grpc
 from sentinel.ingestion.domain.derive import ColumnarSamples
-from sentinel.ingestion.grpc.convert import batch_from_columns
+from sentinel.ingestion.grpc.convert import encoded_batch
 from sentinel.ingestion.ports import StoredBatch
 from sentinel.runtime.auth import peer_metadata
 from sentinel.runtime.channels import call_with_retry
@@ -26,7 +26,7 @@ class GrpcSampleStore:
     async def write(
         self, *, tenant: str, batch_id: str, samples: ColumnarSamples, deadline_s: float
     ) -> StoredBatch:
-        request = storage_service_pb2.WriteSamplesRequest(batch=batch_from_columns(samples, batch_id))
+        request = storage_service_pb2.WriteSamplesRequest(batch=encoded_batch(samples, batch_id))
         metadata = peer_metadata(tenant, self._service_key)
         try:
             response = await call_with_retry(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -56,12 +56,15 @@ class ColumnarSamples:
         series_index: Shape (n,), uint32: per point, an index into `series`.
         time_ns: Shape (n,), int64: per point, ns since the Unix epoch.
         value: Shape (n,), float64: per point, the value (finite).
+        wire: These same points already encoded for the wire, opaque to the domain: the adapter
+            that encodes them first keeps the encoding here so the next one sends it as is.
     """
 
     series: list[SeriesKeyTuple]
     series_index: npt.NDArray[np.uint32]
     time_ns: npt.NDArray[np.int64]
     value: npt.NDArray[np.float64]
+    wire: object | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.value)

@@ -363,6 +363,15 @@ _TIME_TAG = bytes([4 << 3 | 2])
 _VALUE_TAG = bytes([5 << 3 | 2])
 
 
+def encoded_batch(samples: ColumnarSamples, batch_id: str) -> common_pb2.SampleBatch:
+    """`samples` as a SampleBatch with `batch_id`, encoded at most once for all who send it."""
+    if isinstance(samples.wire, common_pb2.SampleBatch) and samples.wire.batch_id == batch_id:
+        return samples.wire
+    batch = batch_from_columns(samples, batch_id)
+    samples.wire = batch
+    return batch
+
+
 def batch_from_columns(samples: ColumnarSamples, batch_id: str) -> common_pb2.SampleBatch:
     """A SampleBatch of `samples`, the columns written as packed little-endian wire bytes."""
     batch = common_pb2.SampleBatch(batch_id=batch_id)

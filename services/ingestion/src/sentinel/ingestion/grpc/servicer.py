@@ -101,5 +101,6 @@ class OtlpTraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
 
 def _columnar(batch: Any) -> ColumnarBatch:
     series, series_index, time_ns, value = convert.columns_from_batch(batch)
-    batch_id = batch.batch_id or content_batch_id("samples", batch.SerializeToString(deterministic=True))
-    return ColumnarBatch(batch_id, series, series_index, time_ns, value)
+    if not batch.batch_id:
+        batch.batch_id = content_batch_id("samples", batch.SerializeToString(deterministic=True))
+    return ColumnarBatch(batch.batch_id, series, series_index, time_ns, value, wire=batch)
