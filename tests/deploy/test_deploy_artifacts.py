@@ -38,6 +38,8 @@ RELEASE = "sentinel"
 NAMESPACE = "sentinel-test"
 COMPONENTS = ("ingestion", "detection", "storage", "incident-manager")
 PORTS = {"ingestion": 50051, "detection": 50052, "storage": 50053, "incident-manager": 50054}
+# Components that serve HTTP beside gRPC (the incident manager's Alertmanager/PagerDuty receivers).
+HTTP_PORTS = {"incident-manager": 9093}
 Manifest = dict[str, Any]
 
 
@@ -362,6 +364,28 @@ def test_notes_name_every_component(helm: Path) -> None:
         assert f"sentinel-{component}.{NAMESPACE}.svc:{PORTS[component]}" in notes
 
 
+def test_http_receivers_port_is_exposed_by_the_chart_and_compose(
+    manifests: list[Manifest], compose: Manifest, helm: Path
+) -> None:
+    deployments, services = of_kind(manifests, "Deployment"), of_kind(manifests, "Service")
+    for component in COMPONENTS:
+        ports = {p["name"]: p["containerPort"] for p in container(deployments[component])["ports"]}
+        service_ports = {p["name"]: p for p in services[component]["spec"]["ports"]}
+        env = deployment_env(deployments[component], manifests)
+        if component not in HTTP_PORTS:
+            assert "http" not in ports and "http" not in service_ports
+            assert "SENTINEL_HTTP_PORT" not in env
+            continue
+        assert ports["http"] == HTTP_PORTS[component]
+        assert service_ports["http"]["port"] == HTTP_PORTS[component]
+        assert service_ports["http"]["targetPort"] == "http"
+        assert env["SENTINEL_HTTP_PORT"] == str(HTTP_PORTS[component])
+        assert compose_env(compose["services"][component])["SENTINEL_HTTP_PORT"] == str(HTTP_PORTS[component])
+        assert settings_type(component).model_fields["http_port"].default == HTTP_PORTS[component]
+    result = run(helm, "install", RELEASE, CHART, "--dry-run=client", "--namespace", NAMESPACE)
+    assert f"sentinel-incident-manager.{NAMESPACE}.svc:9093/api/v1/alertmanager" in result.stdout
+
+
 # --- docker-compose.yml --------------------------------------------------------------------------
 
 
@@ -379,7 +403,10 @@ def test_compose_runs_the_four_services_on_postgres_and_redis_with_health_checks
         assert "healthcheck" in service, name
     for component in COMPONENTS:
         service = services[component]
-        assert service["ports"] == [f"{PORTS[component]}:{PORTS[component]}"]
+        published = [f"{PORTS[component]}:{PORTS[component]}"]
+        if component in HTTP_PORTS:
+            published.append(f"{HTTP_PORTS[component]}:{HTTP_PORTS[component]}")
+        assert service["ports"] == published
         assert service["build"]["context"] == "."
         assert service["build"]["dockerfile"] == "Dockerfile"
         assert service["build"]["args"] == {"SERVICE": component, "PORT": str(PORTS[component])}
