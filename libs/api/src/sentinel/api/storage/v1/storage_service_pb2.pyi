@@ -106,16 +106,16 @@ class QuerySamplesRequest(_message.Message):
     aggregation: _resources_pb2.Aggregation.ValueType
     """Aggregation per bucket; unspecified returns raw points."""
     max_series: _builtins.int
-    """Most series the selector may match; 0 means 1000, capped at 10000. More matches fail with
+    """Most series the selector may match; 0 means 1000, at most 10000. More matches fail with
     RESOURCE_EXHAUSTED, reason "TOO_MANY_SERIES".
     """
     max_points: _builtins.int
-    """Most points per page across all series; 0 means 100000, capped at 1000000. A page ends
+    """Most points per page across all series; 0 means 100000, at most 1000000. A page ends
     early when full; a series cut short continues on the next page (same series_id, later
     times): concatenate.
     """
     page_size: _builtins.int
-    """Most series per page; 0 means 100, capped at 1000."""
+    """Most series per page; 0 means 100, at most 1000."""
     page_token: _builtins.str
     """next_page_token of the previous page; empty for the first page."""
     @_builtins.property
@@ -199,7 +199,7 @@ class ListSeriesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Page size; 0 means 100, capped at 10000."""
+    """Page size; 0 means 100, at most 10000."""
     page_token: _builtins.str
     """next_page_token of the previous page; empty for the first page."""
     @_builtins.property
@@ -383,7 +383,7 @@ class ListAnomaliesRequest(_message.Message):
     min_score: _builtins.float
     """Only anomalies with score at least this, in [0, 1]."""
     page_size: _builtins.int
-    """Page size; 0 means 100, capped at 1000."""
+    """Page size; 0 means 100, at most 1000."""
     page_token: _builtins.str
     """next_page_token of the previous page; empty for the first page."""
     @_builtins.property

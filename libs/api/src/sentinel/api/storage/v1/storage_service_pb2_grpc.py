@@ -30,10 +30,12 @@ class StorageServiceStub:
     rollups), anomalies, and incident-manager's alerts, incidents, timelines, silences and
     policies. Only storage talks SQL; the other services persist through these typed RPCs.
 
-    Every call is scoped to the tenant in metadata "x-sentinel-tenant" (missing: INVALID_ARGUMENT
-    with reason "TENANT_MISSING"), except ApplyRetention. Errors carry google.rpc.ErrorInfo with
-    domain "sentinel.dev" and an UPPER_SNAKE reason; INVALID_ARGUMENT names the field in metadata
-    "field". A write is acknowledged only once committed. Every RPC may return RESOURCE_EXHAUSTED
+    Every call is scoped to the tenant in metadata "x-sentinel-tenant", except ApplyRetention.
+    With API keys configured, a service key must name it (missing: INVALID_ARGUMENT on field
+    "x-sentinel-tenant"); with none configured, a call without it acts for tenant "default".
+    Errors carry google.rpc.ErrorInfo with domain "sentinel.dev" and an UPPER_SNAKE reason;
+    INVALID_ARGUMENT names the field in metadata "field"; a limit given as "at most N" rejects
+    larger values with INVALID_ARGUMENT, one given as "capped at N" serves N. A write is acknowledged only once committed. Every RPC may return RESOURCE_EXHAUSTED
     (connection pool or write queue full, reason "OVERLOADED"; retry with backoff) and
     UNAVAILABLE (PostgreSQL unreachable or failing over; retry: every write is idempotent by its
     documented key).
@@ -167,10 +169,12 @@ class StorageServiceServicer:
     rollups), anomalies, and incident-manager's alerts, incidents, timelines, silences and
     policies. Only storage talks SQL; the other services persist through these typed RPCs.
 
-    Every call is scoped to the tenant in metadata "x-sentinel-tenant" (missing: INVALID_ARGUMENT
-    with reason "TENANT_MISSING"), except ApplyRetention. Errors carry google.rpc.ErrorInfo with
-    domain "sentinel.dev" and an UPPER_SNAKE reason; INVALID_ARGUMENT names the field in metadata
-    "field". A write is acknowledged only once committed. Every RPC may return RESOURCE_EXHAUSTED
+    Every call is scoped to the tenant in metadata "x-sentinel-tenant", except ApplyRetention.
+    With API keys configured, a service key must name it (missing: INVALID_ARGUMENT on field
+    "x-sentinel-tenant"); with none configured, a call without it acts for tenant "default".
+    Errors carry google.rpc.ErrorInfo with domain "sentinel.dev" and an UPPER_SNAKE reason;
+    INVALID_ARGUMENT names the field in metadata "field"; a limit given as "at most N" rejects
+    larger values with INVALID_ARGUMENT, one given as "capped at N" serves N. A write is acknowledged only once committed. Every RPC may return RESOURCE_EXHAUSTED
     (connection pool or write queue full, reason "OVERLOADED"; retry with backoff) and
     UNAVAILABLE (PostgreSQL unreachable or failing over; retry: every write is idempotent by its
     documented key).
@@ -556,10 +560,12 @@ class StorageService:
     rollups), anomalies, and incident-manager's alerts, incidents, timelines, silences and
     policies. Only storage talks SQL; the other services persist through these typed RPCs.
 
-    Every call is scoped to the tenant in metadata "x-sentinel-tenant" (missing: INVALID_ARGUMENT
-    with reason "TENANT_MISSING"), except ApplyRetention. Errors carry google.rpc.ErrorInfo with
-    domain "sentinel.dev" and an UPPER_SNAKE reason; INVALID_ARGUMENT names the field in metadata
-    "field". A write is acknowledged only once committed. Every RPC may return RESOURCE_EXHAUSTED
+    Every call is scoped to the tenant in metadata "x-sentinel-tenant", except ApplyRetention.
+    With API keys configured, a service key must name it (missing: INVALID_ARGUMENT on field
+    "x-sentinel-tenant"); with none configured, a call without it acts for tenant "default".
+    Errors carry google.rpc.ErrorInfo with domain "sentinel.dev" and an UPPER_SNAKE reason;
+    INVALID_ARGUMENT names the field in metadata "field"; a limit given as "at most N" rejects
+    larger values with INVALID_ARGUMENT, one given as "capped at N" serves N. A write is acknowledged only once committed. Every RPC may return RESOURCE_EXHAUSTED
     (connection pool or write queue full, reason "OVERLOADED"; retry with backoff) and
     UNAVAILABLE (PostgreSQL unreachable or failing over; retry: every write is idempotent by its
     documented key).
