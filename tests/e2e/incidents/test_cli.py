@@ -195,3 +195,25 @@ async def test_target_from_the_environment(incidents: Any) -> None:
     actors = [e["actor"] for e in shown["timeline"] if e["kind"] == "TIMELINE_ENTRY_KIND_STATE_CHANGED"]
     assert any("erin" in actor for actor in actors)
     assert time.monotonic() - started < 60
+
+
+async def test_a_reader_that_stops_early_ends_the_listing_quietly(incidents: Any) -> None:
+    done = await sentinel(*ALERT[:6], "cli-pipe", "--target", incidents.address)
+    assert done.returncode == 0, done.stderr
+
+    def list_into_a_closed_pipe() -> tuple[int, str]:
+        reader, writer = os.pipe()
+        os.close(reader)  # the reader is gone before the first row: like `| head -0`
+        with subprocess.Popen(
+            [str(BIN / "sentinel"), "incidents", "list", "--target", incidents.address],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as process:
+            os.close(writer)
+            _, stderr = process.communicate(timeout=120)
+        return process.returncode, stderr
+
+    returncode, stderr = await asyncio.to_thread(list_into_a_closed_pipe)
+    assert returncode == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr

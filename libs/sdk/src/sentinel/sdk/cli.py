@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -179,7 +180,15 @@ def _join_relative_times(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the `sentinel` command line."""
     args = build_parser().parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
-    return int(args.handler(args))
+    try:
+        code = int(args.handler(args))
+        sys.stdout.flush()  # inside the try: a pipe closed early fails here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`sentinel incidents list | head`): stop quietly, as Unix tools do.
+        # Point stdout at /dev/null so the interpreter's final flush doesn't raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
 
 
 if __name__ == "__main__":
