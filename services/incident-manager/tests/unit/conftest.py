@@ -22,7 +22,14 @@ from sentinel.incident_manager.domain.model import (
 )
 from sentinel.incident_manager.domain.policy import IncidentPolicy
 from sentinel.incident_manager.domain.silences import matches_all
-from sentinel.incident_manager.ports import AlertQuery, IncidentQuery, Page, SilenceQuery, TimelineQuery
+from sentinel.incident_manager.ports import (
+    AlertQuery,
+    AlertWrite,
+    IncidentQuery,
+    Page,
+    SilenceQuery,
+    TimelineQuery,
+)
 from sentinel.incident_manager.service import IncidentService
 from sentinel.runtime.clock import ManualClock
 from sentinel.runtime.errors import AlreadyExistsError, ConflictError, NotFoundError
@@ -69,6 +76,26 @@ class FakeIncidentStore:
         saved = replace(alert, version=(stored.version if stored else 0) + 1)
         self.alerts[(tenant, alert.alert_id)] = saved
         return saved
+
+    async def apply_alert_changes(
+        self, *, tenant: str, writes: Sequence[AlertWrite]
+    ) -> list[Alert | ConflictError | NotFoundError]:
+        await self._tick("apply_alert_changes")
+        assert len({w.alert.alert_id for w in writes}) == len(writes), "one write per alert"
+        outcomes: list[Alert | ConflictError | NotFoundError] = []
+        for write in writes:
+            stored = self.alerts.get((tenant, write.alert.alert_id))
+            if write.expected_version and stored is None:
+                outcomes.append(NotFoundError("no such alert", reason="ALERT_NOT_FOUND"))
+                continue
+            if write.expected_version and stored is not None and stored.version != write.expected_version:
+                outcomes.append(ConflictError("version differs", reason="VERSION_MISMATCH"))
+                continue
+            saved = replace(write.alert, version=(stored.version if stored else 0) + 1)
+            self.alerts[(tenant, write.alert.alert_id)] = saved
+            self._append(tenant, [e for e in write.entries if (tenant, e.incident_id) in self.incidents])
+            outcomes.append(saved)
+        return outcomes
 
     async def list_alerts(self, *, tenant: str, query: AlertQuery) -> Page[Alert]:
         await self._tick("list_alerts")

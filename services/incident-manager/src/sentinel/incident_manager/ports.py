@@ -26,6 +26,7 @@ from sentinel.incident_manager.domain.model import (
     TimelineEntry,
     TimelineKind,
 )
+from sentinel.runtime.errors import ConflictError, NotFoundError
 
 T = TypeVar("T")
 
@@ -93,6 +94,16 @@ class SilenceQuery:
     page_token: str = ""
 
 
+@dataclass(frozen=True)
+class AlertWrite:
+    """One alert write of a group commit: `alert` at `expected_version` (0: unconditional) and
+    the timeline entries appended with it, only if it is applied."""
+
+    alert: Alert
+    expected_version: int
+    entries: tuple[TimelineEntry, ...] = ()
+
+
 class IncidentStore(Protocol):
     """Durable alerts, incidents, timelines and silences (the storage service).
 
@@ -111,6 +122,17 @@ class IncidentStore(Protocol):
 
     async def list_alerts(self, *, tenant: str, query: AlertQuery) -> Page[Alert]:
         """Alerts matching `query`, most recently seen first."""
+        ...
+
+    async def apply_alert_changes(
+        self, *, tenant: str, writes: Sequence[AlertWrite]
+    ) -> list[Alert | ConflictError | NotFoundError]:
+        """Apply writes of distinct alerts in ONE transaction, acknowledged once committed.
+
+        Per write, in order: the stored alert (new version), or the error of its failed version
+        check (ConflictError VERSION_MISMATCH, NotFoundError ALERT_NOT_FOUND), which wrote nothing
+        of that write and nothing else failed. Entries of a missing incident are skipped.
+        """
         ...
 
     async def create_incident(

@@ -52,6 +52,7 @@ from sentinel.incident_manager.domain.policy import IncidentPolicy, Limits
 from sentinel.incident_manager.domain.severity import priority_for
 from sentinel.incident_manager.domain.validate import validate_alert
 from sentinel.incident_manager.domain.watch import WatchFilter
+from sentinel.incident_manager.group_commit import RepeatCommitter
 from sentinel.incident_manager.ports import (
     AlertQuery,
     DedupLock,
@@ -180,10 +181,12 @@ class IncidentService:
     _alerts: _LruAlerts = field(init=False)
     _silences: dict[str, tuple[float, list[Silence]]] = field(init=False, default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
+    _repeats: RepeatCommitter = field(init=False)
 
     def __post_init__(self) -> None:
         self._alerts = _LruAlerts(self.alert_cache_size)
         self._slots = asyncio.Semaphore(self.report_concurrency)
+        self._repeats = RepeatCommitter(store=self.store, cache=self._alerts, policy=self.policy)
 
     # ------------------------------------------------------------------ alerts in
 
@@ -241,20 +244,37 @@ class IncidentService:
         return await self._report_bounded(tenant, 0, candidate)
 
     async def _report_bounded(self, tenant: str, index: int, candidate: Alert) -> AlertResult:
-        async with self._slots:
-            return await self._report_one(tenant, index, candidate)
+        result = await self._report_one(tenant, candidate)
+        self.funnel.record(result.outcome, silenced=bool(result.silence_ids))
+        ALERTS.labels(result.outcome.name.lower()).inc()
+        if result.silence_ids:
+            SUPPRESSED.inc()
+        return replace(result, index=index)
 
-    async def _report_one(self, tenant: str, index: int, candidate: Alert) -> AlertResult:
+    async def _report_one(self, tenant: str, candidate: Alert) -> AlertResult:
+        """Repeats of a known active alert take the group commit (no lock, no read); anything else
+        is decided under the fingerprint's lock, at most `report_concurrency` at once."""
         key = (tenant, candidate.fingerprint)
-        async with self._locks.hold(("alert", *key)):
-            for _ in range(self.max_retries):
+        firing = candidate.status is AlertStatus.FIRING
+        for _ in range(self.max_retries):
+            cached = self._alerts.get(key) if firing else None
+            if cached is not None and grouping.is_active(cached, now=self.clock.now(), policy=self.policy):
+                try:
+                    saved = await self._repeats.repeat(
+                        tenant=tenant, candidate=candidate, now=self.clock.now()
+                    )
+                except ConflictError:
+                    continue  # changed meanwhile (the committer forgot it): re-read and decide again
+                return AlertResult(0, saved, Outcome.DEDUPLICATED, saved.silenced_by)
+            async with self._slots, self._locks.hold(("alert", *key)):
                 now = self.clock.now()
                 stored = await self._known_alert(tenant, candidate)
+                if firing and stored is not None and grouping.is_active(stored, now=now, policy=self.policy):
+                    self._alerts.put(key, stored)
+                    continue  # a repeat: group-committed, outside the lock
                 try:
                     if candidate.status is AlertStatus.RESOLVED:
                         result = await self._resolve_reported(tenant, stored, candidate, now)
-                    elif stored is not None and grouping.is_active(stored, now=now, policy=self.policy):
-                        result = await self._repeat(tenant, stored, candidate, now)
                     else:
                         result = await self._new_firing(tenant, stored, candidate, now)
                 except ConflictError:
@@ -267,11 +287,7 @@ class IncidentService:
                         await self.dedup.release(tenant=tenant, fingerprint=candidate.fingerprint)
                     raise
                 self._alerts.put(key, result.alert)
-                self.funnel.record(result.outcome, silenced=bool(result.silence_ids))
-                ALERTS.labels(result.outcome.name.lower()).inc()
-                if result.silence_ids:
-                    SUPPRESSED.inc()
-                return replace(result, index=index)
+                return result
         raise UnavailableError(
             f"alert {candidate.fingerprint} is changing too fast to record; retry", reason="CONTENTION"
         )
@@ -299,17 +315,6 @@ class IncidentService:
         if stored is None:
             logger.info("claim on %s never produced an alert; creating it", candidate.fingerprint)
         return stored
-
-    async def _repeat(self, tenant: str, stored: Alert, candidate: Alert, now: datetime) -> AlertResult:
-        saved = await self.store.upsert_alert(
-            tenant=tenant, alert=grouping.repeat(stored, candidate, now=now), expected_version=stored.version
-        )
-        if saved.incident_id:
-            with contextlib.suppress(NotFoundError):
-                await self.store.append_timeline(
-                    tenant=tenant, entries=[timeline.alert_deduplicated(saved.incident_id, saved, now=now)]
-                )
-        return AlertResult(0, saved, Outcome.DEDUPLICATED, saved.silenced_by)
 
     async def _resolve_reported(
         self, tenant: str, stored: Alert | None, candidate: Alert, now: datetime

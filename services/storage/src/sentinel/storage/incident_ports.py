@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from sentinel.storage.domain.incidents import (
+    AlertChange,
+    AlertChangeResult,
     AlertFilter,
     AlertRecord,
     IncidentFilter,
@@ -34,6 +36,12 @@ class IncidentRecords(Protocol):
         self, *, tenant: str, alert: AlertRecord, expected_version: int, now_us: int
     ) -> tuple[Stored, bool]:
         """Insert or replace (conditionally, when expected_version > 0); returns (stored, created)."""
+        ...
+
+    async def apply_alert_changes(
+        self, *, tenant: str, changes: Sequence[AlertChange], now_us: int
+    ) -> list[AlertChangeResult]:
+        """Every change (upsert as upsert_alert, then its entries if applied) in ONE transaction."""
         ...
 
     async def get_alert(self, *, tenant: str, alert_id: str = "", fingerprint: str = "") -> Stored:

@@ -9,6 +9,8 @@ from sentinel.runtime.clock import Clock
 from sentinel.runtime.errors import InvalidArgumentError
 from sentinel.storage.domain import incidents as domain
 from sentinel.storage.domain.incidents import (
+    AlertChange,
+    AlertChangeResult,
     AlertFilter,
     AlertRecord,
     IncidentFilter,
@@ -49,6 +51,13 @@ class IncidentRecordsService:
         return await self._records.upsert_alert(
             tenant=tenant, alert=alert, expected_version=expected_version, now_us=self._now_us()
         )
+
+    async def apply_alert_changes(
+        self, *, tenant: str, changes: Sequence[AlertChange]
+    ) -> list[AlertChangeResult]:
+        """Apply alert writes and their timeline entries in one transaction; results in order."""
+        domain.validate_alert_changes(changes)
+        return await self._records.apply_alert_changes(tenant=tenant, changes=changes, now_us=self._now_us())
 
     async def get_alert(self, *, tenant: str, alert_id: str, fingerprint: str) -> Stored:
         """By id, or the most recently seen alert with a fingerprint."""

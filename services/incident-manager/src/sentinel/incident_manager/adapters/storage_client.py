@@ -8,6 +8,7 @@ storage's statuses, with their `google.rpc.ErrorInfo` reason and metadata, into 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,7 +20,14 @@ from sentinel.api.storage.v1 import storage_service_pb2 as pb
 from sentinel.api.storage.v1 import storage_service_pb2_grpc
 from sentinel.incident_manager.domain.model import Alert, Incident, IncidentStats, Silence, TimelineEntry
 from sentinel.incident_manager.grpc import convert
-from sentinel.incident_manager.ports import AlertQuery, IncidentQuery, Page, SilenceQuery, TimelineQuery
+from sentinel.incident_manager.ports import (
+    AlertQuery,
+    AlertWrite,
+    IncidentQuery,
+    Page,
+    SilenceQuery,
+    TimelineQuery,
+)
 from sentinel.runtime.auth import peer_metadata
 from sentinel.runtime.channels import call_with_retry
 from sentinel.runtime.errors import (
@@ -117,6 +125,47 @@ class GrpcIncidentStore:
         )
         response = await self._call("UpsertAlert", request, tenant)
         return convert.alert_from_proto(response.alert)
+
+    async def apply_alert_changes(
+        self, *, tenant: str, writes: Sequence[AlertWrite]
+    ) -> list[Alert | ConflictError | NotFoundError]:
+        request = pb.ApplyAlertChangesRequest(
+            changes=[
+                pb.AlertChange(
+                    alert=convert.alert_to_proto(w.alert),
+                    expected_version=w.expected_version,
+                    timeline_entries=[convert.entry_to_proto(e) for e in w.entries],
+                )
+                for w in writes
+            ]
+        )
+        response = await self._call("ApplyAlertChanges", request, tenant)
+        if len(response.results) != len(writes):
+            raise SentinelError(
+                f"storage answered {len(response.results)} results for {len(writes)} alert changes",
+                reason="STORAGE_ERROR",
+            )
+        outcomes: list[Alert | ConflictError | NotFoundError] = []
+        for write, result in zip(writes, response.results, strict=True):
+            alert_id = write.alert.alert_id
+            if result.status == pb.ALERT_CHANGE_STATUS_APPLIED:
+                outcomes.append(replace(write.alert, version=result.version))
+            elif result.status == pb.ALERT_CHANGE_STATUS_VERSION_MISMATCH:
+                outcomes.append(
+                    ConflictError(
+                        f"alert {alert_id!r} is at version {result.version}, not {write.expected_version}; "
+                        "re-read and retry",
+                        reason="VERSION_MISMATCH",
+                        metadata={"version": str(result.version)},
+                    )
+                )
+            elif result.status == pb.ALERT_CHANGE_STATUS_ALERT_NOT_FOUND:
+                outcomes.append(NotFoundError(f"no alert {alert_id!r}", reason="ALERT_NOT_FOUND"))
+            else:
+                raise SentinelError(
+                    f"storage answered alert change status {result.status}", reason="STORAGE_ERROR"
+                )
+        return outcomes
 
     async def list_alerts(self, *, tenant: str, query: AlertQuery) -> Page[Alert]:
         request = pb.ListAlertsRequest(

@@ -17,6 +17,8 @@ from sentinel.api.incident.v1 import resources_pb2 as incident_pb2
 from sentinel.api.storage.v1 import resources_pb2, storage_service_pb2
 from sentinel.runtime.errors import InvalidArgumentError
 from sentinel.storage.domain.incidents import (
+    AlertChange,
+    AlertChangeResult,
     AlertFilter,
     AlertRecord,
     Durations,
@@ -152,6 +154,34 @@ def alert_record(alert: incident_pb2.Alert) -> AlertRecord:
         last_seen_us=_us(alert, "last_seen_time"),
         duplicate_count=alert.duplicate_count,
         silenced=len(alert.silenced_by) > 0,
+    )
+
+
+def alert_changes(request: storage_service_pb2.ApplyAlertChangesRequest) -> tuple[AlertChange, ...]:
+    changes = []
+    for i, change in enumerate(request.changes):
+        try:
+            alert = alert_record(change.alert)
+        except InvalidArgumentError as bad:
+            raise InvalidArgumentError(f"changes[{i}].{bad.field}", bad.problem) from None
+        timeline = timeline_records(change.timeline_entries, f"changes[{i}].timeline_entries")
+        changes.append(AlertChange(alert, change.expected_version, timeline))
+    return tuple(changes)
+
+
+def apply_alert_changes_response(
+    results: Iterable[AlertChangeResult],
+) -> storage_service_pb2.ApplyAlertChangesResponse:
+    return storage_service_pb2.ApplyAlertChangesResponse(
+        results=[
+            storage_service_pb2.AlertChangeResult(
+                status=int(r.status),  # type: ignore[arg-type]
+                version=r.version,
+                created=r.created,
+                timeline_appended=r.timeline_appended,
+            )
+            for r in results
+        ]
     )
 
 

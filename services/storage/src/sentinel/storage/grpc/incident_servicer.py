@@ -30,6 +30,14 @@ class IncidentRecordsRpcs:
         )
         return pb.UpsertAlertResponse(alert=convert.alert_message(stored), created=created)
 
+    async def ApplyAlertChanges(
+        self, request: pb.ApplyAlertChangesRequest, context: Context
+    ) -> pb.ApplyAlertChangesResponse:
+        results = await self._records.apply_alert_changes(
+            tenant=current_tenant(), changes=convert.alert_changes(request)
+        )
+        return convert.apply_alert_changes_response(results)
+
     async def GetAlert(self, request: pb.GetAlertRequest, context: Context) -> pb.GetAlertResponse:
         stored = await self._records.get_alert(
             tenant=current_tenant(), alert_id=request.alert_id, fingerprint=request.fingerprint

@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from sentinel.api.common.v1 import common_pb2 as _common_pb2
 from sentinel.api.incident.v1 import resources_pb2 as _resources_pb2_1
 from sentinel.api.storage.v1 import resources_pb2 as _resources_pb2
@@ -22,6 +23,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AlertChangeStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertChangeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertChangeStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_CHANGE_STATUS_UNSPECIFIED: _AlertChangeStatus.ValueType  # 0
+    """Not used."""
+    ALERT_CHANGE_STATUS_APPLIED: _AlertChangeStatus.ValueType  # 1
+    """The alert is stored at the result's version, its timeline entries appended."""
+    ALERT_CHANGE_STATUS_VERSION_MISMATCH: _AlertChangeStatus.ValueType  # 2
+    """The stored alert is at the result's version, not expected_version: nothing was written."""
+    ALERT_CHANGE_STATUS_ALERT_NOT_FOUND: _AlertChangeStatus.ValueType  # 3
+    """expected_version was set but no such alert exists: nothing was written."""
+
+class AlertChangeStatus(_AlertChangeStatus, metaclass=_AlertChangeStatusEnumTypeWrapper):
+    """AlertChangeStatus is what happened to one change of ApplyAlertChanges."""
+
+ALERT_CHANGE_STATUS_UNSPECIFIED: AlertChangeStatus.ValueType  # 0
+"""Not used."""
+ALERT_CHANGE_STATUS_APPLIED: AlertChangeStatus.ValueType  # 1
+"""The alert is stored at the result's version, its timeline entries appended."""
+ALERT_CHANGE_STATUS_VERSION_MISMATCH: AlertChangeStatus.ValueType  # 2
+"""The stored alert is at the result's version, not expected_version: nothing was written."""
+ALERT_CHANGE_STATUS_ALERT_NOT_FOUND: AlertChangeStatus.ValueType  # 3
+"""expected_version was set but no such alert exists: nothing was written."""
+Global___AlertChangeStatus: _TypeAlias = AlertChangeStatus  # noqa: Y015
 
 @_typing.final
 class WriteSamplesRequest(_message.Message):
@@ -507,6 +536,124 @@ class UpsertAlertResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpsertAlertResponse: _TypeAlias = UpsertAlertResponse  # noqa: Y015
+
+@_typing.final
+class AlertChange(_message.Message):
+    """AlertChange is one alert write of ApplyAlertChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    TIMELINE_ENTRIES_FIELD_NUMBER: _builtins.int
+    expected_version: _builtins.int
+    """Required stored version; 0 means unconditional (insert or replace)."""
+    @_builtins.property
+    def alert(self) -> _resources_pb2_1.Alert:
+        """The alert, stored as given (as in UpsertAlertRequest); alert_id is the key."""
+
+    @_builtins.property
+    def timeline_entries(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.TimelineEntry]:
+        """Entries appended in the same transaction, only if the alert write succeeds; each with a
+        client-chosen entry_id and its incident_id.
+        """
+
+    def __init__(
+        self,
+        *,
+        alert: _resources_pb2_1.Alert | None = ...,
+        expected_version: _builtins.int = ...,
+        timeline_entries: _abc.Iterable[_resources_pb2_1.TimelineEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "expected_version", b"expected_version", "timeline_entries", b"timeline_entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertChange: _TypeAlias = AlertChange  # noqa: Y015
+
+@_typing.final
+class ApplyAlertChangesRequest(_message.Message):
+    """ApplyAlertChangesRequest carries the changes to apply together."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlertChange]:
+        """1..1000 changes, each of a different alert_id, with at most 1000 timeline entries in all."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___AlertChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAlertChangesRequest: _TypeAlias = ApplyAlertChangesRequest  # noqa: Y015
+
+@_typing.final
+class AlertChangeResult(_message.Message):
+    """AlertChangeResult is the outcome of one change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    TIMELINE_APPENDED_FIELD_NUMBER: _builtins.int
+    status: Global___AlertChangeStatus.ValueType
+    """What happened."""
+    version: _builtins.int
+    """APPLIED: the alert's new version; VERSION_MISMATCH: its stored version; else 0."""
+    created: _builtins.bool
+    """True when APPLIED inserted the alert, false when it replaced it."""
+    timeline_appended: _builtins.int
+    """Timeline entries stored by this change (not already stored, incident existing)."""
+    def __init__(
+        self,
+        *,
+        status: Global___AlertChangeStatus.ValueType = ...,
+        version: _builtins.int = ...,
+        created: _builtins.bool = ...,
+        timeline_appended: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "status", b"status", "timeline_appended", b"timeline_appended", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertChangeResult: _TypeAlias = AlertChangeResult  # noqa: Y015
+
+@_typing.final
+class ApplyAlertChangesResponse(_message.Message):
+    """ApplyAlertChangesResponse answers every change, in request order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlertChangeResult]:
+        """One result per change of the request, in the same order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___AlertChangeResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAlertChangesResponse: _TypeAlias = ApplyAlertChangesResponse  # noqa: Y015
 
 @_typing.final
 class GetAlertRequest(_message.Message):

@@ -80,6 +80,11 @@ class StorageServiceStub:
                 request_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertRequest.SerializeToString,
                 response_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertResponse.FromString,
                 _registered_method=True)
+        self.ApplyAlertChanges = channel.unary_unary(
+                '/sentinel.api.storage.v1.StorageService/ApplyAlertChanges',
+                request_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesRequest.SerializeToString,
+                response_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesResponse.FromString,
+                _registered_method=True)
         self.GetAlert = channel.unary_unary(
                 '/sentinel.api.storage.v1.StorageService/GetAlert',
                 request_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.GetAlertRequest.SerializeToString,
@@ -253,6 +258,24 @@ class StorageServiceServicer:
         (expected_version differs, reason "VERSION_MISMATCH"; re-read and retry),
         RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
         safe to retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyAlertChanges(self, request, context):
+        """ApplyAlertChanges applies many alert writes in one transaction (group commit) and answers
+        per change, in request order. Each change upserts one alert exactly as UpsertAlert does
+        (conditionally when expected_version is set) and appends its timeline entries with it; a
+        change whose version check fails writes nothing and is answered VERSION_MISMATCH or
+        ALERT_NOT_FOUND without failing the others (re-read and retry that one). Timeline entries
+        naming an incident that does not exist are skipped and counted. Idempotent by entry_id, like
+        AppendTimelineEntries. The whole call is acknowledged only once committed. Errors:
+        INVALID_ARGUMENT (no changes, more than 1000 changes or 1000 timeline entries, one alert_id
+        twice, a change invalid as in UpsertAlert or AppendTimelineEntries; "field" names it),
+        RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
+        nothing or everything was written: retry the same changes, whose stale expected versions
+        then answer VERSION_MISMATCH).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -462,6 +485,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.UpsertAlert,
                     request_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertRequest.FromString,
                     response_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertResponse.SerializeToString,
+            ),
+            'ApplyAlertChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyAlertChanges,
+                    request_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesRequest.FromString,
+                    response_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesResponse.SerializeToString,
             ),
             'GetAlert': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAlert,
@@ -744,6 +772,33 @@ class StorageService:
             '/sentinel.api.storage.v1.StorageService/UpsertAlert',
             sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertRequest.SerializeToString,
             sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyAlertChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.api.storage.v1.StorageService/ApplyAlertChanges',
+            sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesRequest.SerializeToString,
+            sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

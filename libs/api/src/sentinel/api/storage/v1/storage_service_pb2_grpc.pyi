@@ -98,6 +98,20 @@ class StorageServiceStub:
     RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
     safe to retry).
     """
+    ApplyAlertChanges: _grpc.UnaryUnaryMultiCallable[_storage_service_pb2.ApplyAlertChangesRequest, _storage_service_pb2.ApplyAlertChangesResponse]
+    """ApplyAlertChanges applies many alert writes in one transaction (group commit) and answers
+    per change, in request order. Each change upserts one alert exactly as UpsertAlert does
+    (conditionally when expected_version is set) and appends its timeline entries with it; a
+    change whose version check fails writes nothing and is answered VERSION_MISMATCH or
+    ALERT_NOT_FOUND without failing the others (re-read and retry that one). Timeline entries
+    naming an incident that does not exist are skipped and counted. Idempotent by entry_id, like
+    AppendTimelineEntries. The whole call is acknowledged only once committed. Errors:
+    INVALID_ARGUMENT (no changes, more than 1000 changes or 1000 timeline entries, one alert_id
+    twice, a change invalid as in UpsertAlert or AppendTimelineEntries; "field" names it),
+    RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
+    nothing or everything was written: retry the same changes, whose stale expected versions
+    then answer VERSION_MISMATCH).
+    """
     GetAlert: _grpc.UnaryUnaryMultiCallable[_storage_service_pb2.GetAlertRequest, _storage_service_pb2.GetAlertResponse]
     """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
     Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
@@ -271,6 +285,20 @@ class StorageServiceAsyncStub(StorageServiceStub):
     (expected_version differs, reason "VERSION_MISMATCH"; re-read and retry),
     RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
     safe to retry).
+    """
+    ApplyAlertChanges: _aio.UnaryUnaryMultiCallable[_storage_service_pb2.ApplyAlertChangesRequest, _storage_service_pb2.ApplyAlertChangesResponse]  # type: ignore[assignment]
+    """ApplyAlertChanges applies many alert writes in one transaction (group commit) and answers
+    per change, in request order. Each change upserts one alert exactly as UpsertAlert does
+    (conditionally when expected_version is set) and appends its timeline entries with it; a
+    change whose version check fails writes nothing and is answered VERSION_MISMATCH or
+    ALERT_NOT_FOUND without failing the others (re-read and retry that one). Timeline entries
+    naming an incident that does not exist are skipped and counted. Idempotent by entry_id, like
+    AppendTimelineEntries. The whole call is acknowledged only once committed. Errors:
+    INVALID_ARGUMENT (no changes, more than 1000 changes or 1000 timeline entries, one alert_id
+    twice, a change invalid as in UpsertAlert or AppendTimelineEntries; "field" names it),
+    RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
+    nothing or everything was written: retry the same changes, whose stale expected versions
+    then answer VERSION_MISMATCH).
     """
     GetAlert: _aio.UnaryUnaryMultiCallable[_storage_service_pb2.GetAlertRequest, _storage_service_pb2.GetAlertResponse]  # type: ignore[assignment]
     """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
@@ -484,6 +512,26 @@ class StorageServiceServicer(metaclass=_abc_1.ABCMeta):
         (expected_version differs, reason "VERSION_MISMATCH"; re-read and retry),
         RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
         safe to retry).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyAlertChanges(
+        self,
+        request: _storage_service_pb2.ApplyAlertChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_storage_service_pb2.ApplyAlertChangesResponse, _abc.Awaitable[_storage_service_pb2.ApplyAlertChangesResponse]]:
+        """ApplyAlertChanges applies many alert writes in one transaction (group commit) and answers
+        per change, in request order. Each change upserts one alert exactly as UpsertAlert does
+        (conditionally when expected_version is set) and appends its timeline entries with it; a
+        change whose version check fails writes nothing and is answered VERSION_MISMATCH or
+        ALERT_NOT_FOUND without failing the others (re-read and retry that one). Timeline entries
+        naming an incident that does not exist are skipped and counted. Idempotent by entry_id, like
+        AppendTimelineEntries. The whole call is acknowledged only once committed. Errors:
+        INVALID_ARGUMENT (no changes, more than 1000 changes or 1000 timeline entries, one alert_id
+        twice, a change invalid as in UpsertAlert or AppendTimelineEntries; "field" names it),
+        RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
+        nothing or everything was written: retry the same changes, whose stale expected versions
+        then answer VERSION_MISMATCH).
         """
 
     @_abc_1.abstractmethod

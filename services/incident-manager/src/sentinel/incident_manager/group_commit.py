@@ -1,0 +1,216 @@
+"""Group commit of repeats: many reports of active alerts, one storage call, one transaction.
+
+Reports that repeat an active alert queue here instead of writing on their own. While one flush
+is being written, the next queue fills; it is then written as ONE `apply_alert_changes` call
+(one PostgreSQL transaction) per tenant. Repeats of one fingerprint in a flush coalesce into one
+row write (count += n) carrying their n "deduplicated" timeline entries. A report is answered
+only after the transaction holding its change committed: an acknowledged repeat survives a
+restart.
+
+The base of each write is the last stored version the service knows (its alert cache), and the
+write is conditional on that version, so a change made meanwhile by another replica, a lifecycle
+change or the sweeper fails only that write (ConflictError): its reports re-read and re-decide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Protocol
+
+from sentinel.incident_manager.domain import grouping, timeline
+from sentinel.incident_manager.domain.model import Alert, TimelineEntry
+from sentinel.incident_manager.domain.policy import IncidentPolicy
+from sentinel.incident_manager.ports import AlertWrite, IncidentStore
+from sentinel.runtime.errors import ConflictError, UnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+class AlertCache(Protocol):
+    """The last stored version of alerts, by (tenant, fingerprint)."""
+
+    def get(self, key: tuple[str, str]) -> Alert | None:
+        """The cached alert, or None."""
+        ...
+
+    def put(self, key: tuple[str, str], alert: Alert) -> None:
+        """Remember `alert` as the stored version."""
+        ...
+
+    def drop(self, key: tuple[str, str]) -> None:
+        """Forget the key (the next report re-reads it)."""
+        ...
+
+
+class Redecide(ConflictError):
+    """The cached alert is gone or no longer active: decide the report again from storage."""
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__(f"alert {fingerprint} changed before its repeat was written", reason="REDECIDE")
+
+
+@dataclass
+class _Repeat:
+    candidate: Alert
+    now: datetime
+    future: asyncio.Future[Alert]
+
+
+@dataclass
+class _Group:
+    """The repeats of one alert written together, and the alert after each of them."""
+
+    key: tuple[str, str]
+    repeats: list[_Repeat]
+    states: list[Alert] = field(default_factory=list)
+
+
+@dataclass
+class RepeatCommitter:
+    """Queues repeats of active alerts and writes them in group commits.
+
+    Attributes:
+        max_changes: alerts per storage call (storage accepts up to 1000).
+        max_entries: timeline entries per storage call (storage accepts up to 1000); also bounds
+            the repeats of one alert folded into one write.
+    """
+
+    store: IncidentStore
+    cache: AlertCache
+    policy: IncidentPolicy
+    max_changes: int = 500
+    max_entries: int = 1000
+    _queue: dict[str, dict[str, list[_Repeat]]] = field(init=False, default_factory=dict)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
+
+    async def repeat(self, *, tenant: str, candidate: Alert, now: datetime) -> Alert:
+        """Fold `candidate` into the cached active alert of its fingerprint, durably.
+
+        Returns:
+            The alert as this repeat left it (its count includes the repeat), at the stored version
+            of the write that carried it.
+
+        Raises:
+            ConflictError: the cached alert changed meanwhile (re-read and decide again).
+            SentinelError: the storage call failed (as `apply_alert_changes` raises).
+        """
+        future: asyncio.Future[Alert] = asyncio.get_running_loop().create_future()
+        by_fingerprint = self._queue.setdefault(tenant, {})
+        by_fingerprint.setdefault(candidate.fingerprint, []).append(_Repeat(candidate, now, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="repeat-group-commit")
+        return await future
+
+    @property
+    def queued(self) -> int:
+        """Repeats waiting for the next flush."""
+        return sum(len(r) for by_fingerprint in self._queue.values() for r in by_fingerprint.values())
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                # Let the reports already scheduled in this turn of the loop join the flush.
+                await asyncio.sleep(0)
+                queued, self._queue = self._queue, {}
+                await asyncio.gather(*(self._flush(tenant, q) for tenant, q in queued.items()))
+        finally:
+            self._task = None
+
+    async def _flush(self, tenant: str, queued: dict[str, list[_Repeat]]) -> None:
+        groups: list[_Group] = []
+        writes: list[AlertWrite] = []
+        try:
+            for fingerprint, repeats in queued.items():
+                waiting = [r for r in repeats if not r.future.done()]
+                if len(waiting) > self.max_entries:
+                    # Bounded writes: the rest go in the next flush, in order.
+                    self._requeue(tenant, fingerprint, waiting[self.max_entries :])
+                    waiting = waiting[: self.max_entries]
+                planned = self._plan(tenant, fingerprint, waiting)
+                if planned is not None:
+                    groups.append(planned[0])
+                    writes.append(planned[1])
+            await asyncio.gather(
+                *(self._write(tenant, groups[i:j], writes[i:j]) for i, j in self._chunks(writes))
+            )
+        except BaseException as exc:
+            # Never leave a report waiting: whatever went wrong is its answer.
+            for repeats in queued.values():
+                for r in repeats:
+                    if not r.future.done():
+                        r.future.set_exception(
+                            exc if isinstance(exc, Exception) else UnavailableError("shutting down; retry")
+                        )
+            if not isinstance(exc, Exception):
+                raise
+
+    def _requeue(self, tenant: str, fingerprint: str, repeats: list[_Repeat]) -> None:
+        pending = self._queue.setdefault(tenant, {}).setdefault(fingerprint, [])
+        pending[:0] = repeats
+
+    def _plan(
+        self, tenant: str, fingerprint: str, repeats: list[_Repeat]
+    ) -> tuple[_Group, AlertWrite] | None:
+        """The write folding `repeats` into the cached alert (None when none can be folded)."""
+        if not repeats:
+            return None
+        key = (tenant, fingerprint)
+        base = self.cache.get(key)
+        group = _Group(key, [])
+        alert = base
+        entries: list[TimelineEntry] = []
+        for r in repeats:
+            if alert is None or not grouping.is_active(alert, now=r.now, policy=self.policy):
+                r.future.set_exception(Redecide(fingerprint))
+                continue
+            alert = grouping.repeat(alert, r.candidate, now=r.now)
+            if alert.incident_id:
+                entries.append(timeline.alert_deduplicated(alert.incident_id, alert, now=r.now))
+            group.repeats.append(r)
+            group.states.append(alert)
+        if base is None or alert is None or not group.repeats:
+            return None
+        return group, AlertWrite(alert, base.version, tuple(entries))
+
+    def _chunks(self, writes: Sequence[AlertWrite]) -> list[tuple[int, int]]:
+        """[start, end) slices of at most max_changes writes and max_entries entries each."""
+        chunks: list[tuple[int, int]] = []
+        start = entries = 0
+        for i, write in enumerate(writes):
+            if i > start and (
+                i - start >= self.max_changes or entries + len(write.entries) > self.max_entries
+            ):
+                chunks.append((start, i))
+                start, entries = i, 0
+            entries += len(write.entries)
+        if start < len(writes):
+            chunks.append((start, len(writes)))
+        return chunks
+
+    async def _write(self, tenant: str, groups: list[_Group], writes: list[AlertWrite]) -> None:
+        try:
+            outcomes = await self.store.apply_alert_changes(tenant=tenant, writes=writes)
+        except Exception as exc:
+            # Committed or not, we cannot tell: forget the cached versions so the next report re-reads.
+            for group in groups:
+                self.cache.drop(group.key)
+                for r in group.repeats:
+                    if not r.future.done():
+                        r.future.set_exception(exc)
+            return
+        for group, outcome in zip(groups, outcomes, strict=True):
+            if isinstance(outcome, Alert):
+                self.cache.put(group.key, outcome)
+                for r, state in zip(group.repeats, group.states, strict=True):
+                    if not r.future.done():
+                        r.future.set_result(replace(state, version=outcome.version))
+                continue
+            self.cache.drop(group.key)
+            for r in group.repeats:
+                if not r.future.done():
+                    # A lost version check (or the row gone): re-read and decide again.
+                    r.future.set_exception(Redecide(group.key[1]))
