@@ -1,4 +1,4 @@
-"""Group commit of repeats: many reports of active alerts, one storage call, one transaction.
+"""Group commit of alert writes: many reports, one storage call, one transaction.
 
 Reports that repeat an active alert queue here instead of writing on their own. While one flush
 is being written, the next queue fills; it is then written as ONE `apply_alert_changes` call
@@ -10,6 +10,8 @@ restart.
 The base of each write is the last stored version the service knows (its alert cache), and the
 write is conditional on that version, so a change made meanwhile by another replica, a lifecycle
 change or the sweeper fails only that write (ConflictError): its reports re-read and re-decide.
+Other alert writes (a new firing's alert, after its incident) may join a flush as plain writes;
+their outcome goes back to their caller as is.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -62,11 +64,15 @@ class _Repeat:
 
 @dataclass
 class _Group:
-    """The repeats of one alert written together, and the alert after each of them."""
+    """Who waits for one write: the repeats folded into it, or the caller of a plain write."""
 
     key: tuple[str, str]
     repeats: list[_Repeat]
-    states: list[Alert] = field(default_factory=list)
+    plain: asyncio.Future[Alert] | None = None
+
+    @property
+    def futures(self) -> list[asyncio.Future[Alert]]:
+        return [r.future for r in self.repeats] if self.plain is None else [self.plain]
 
 
 @dataclass
@@ -85,25 +91,46 @@ class RepeatCommitter:
     max_changes: int = 500
     max_entries: int = 1000
     _queue: dict[str, dict[str, list[_Repeat]]] = field(init=False, default_factory=dict)
+    _writes: dict[str, list[tuple[AlertWrite, asyncio.Future[Alert]]]] = field(
+        init=False, default_factory=dict
+    )
     _task: asyncio.Task[None] | None = field(init=False, default=None)
 
     async def repeat(self, *, tenant: str, candidate: Alert, now: datetime) -> Alert:
         """Fold `candidate` into the cached active alert of its fingerprint, durably.
 
         Returns:
-            The alert as this repeat left it (its count includes the repeat), at the stored version
-            of the write that carried it.
+            The alert as stored by the write that carried this repeat (its count includes it).
 
         Raises:
             ConflictError: the cached alert changed meanwhile (re-read and decide again).
             SentinelError: the storage call failed (as `apply_alert_changes` raises).
         """
+        return await self.submit(tenant=tenant, candidate=candidate, now=now)
+
+    def submit(self, *, tenant: str, candidate: Alert, now: datetime) -> asyncio.Future[Alert]:
+        """`repeat` as a future (no task per report): resolves as `repeat` returns or raises."""
         future: asyncio.Future[Alert] = asyncio.get_running_loop().create_future()
         by_fingerprint = self._queue.setdefault(tenant, {})
         by_fingerprint.setdefault(candidate.fingerprint, []).append(_Repeat(candidate, now, future))
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="repeat-group-commit")
+        self._start()
+        return future
+
+    async def write(self, *, tenant: str, write: AlertWrite) -> Alert:
+        """Write one alert (as `IncidentStore.upsert_alert`, conditionally) in the next group commit.
+
+        Raises:
+            ConflictError: VERSION_MISMATCH; NotFoundError: ALERT_NOT_FOUND (nothing written).
+            SentinelError: the storage call failed.
+        """
+        future: asyncio.Future[Alert] = asyncio.get_running_loop().create_future()
+        self._writes.setdefault(tenant, []).append((write, future))
+        self._start()
         return await future
+
+    def _start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="alert-group-commit")
 
     @property
     def queued(self) -> int:
@@ -112,24 +139,44 @@ class RepeatCommitter:
 
     async def _run(self) -> None:
         try:
-            while self._queue:
+            while self._queue or self._writes:
                 # Let the reports already scheduled in this turn of the loop join the flush.
                 await asyncio.sleep(0)
                 queued, self._queue = self._queue, {}
-                await asyncio.gather(*(self._flush(tenant, q) for tenant, q in queued.items()))
+                writes, self._writes = self._writes, {}
+                await asyncio.gather(
+                    *(
+                        self._flush(tenant, queued.get(tenant, {}), writes.get(tenant, []))
+                        for tenant in {*queued, *writes}
+                    )
+                )
         finally:
             self._task = None
 
-    async def _flush(self, tenant: str, queued: dict[str, list[_Repeat]]) -> None:
+    async def _flush(
+        self,
+        tenant: str,
+        queued: dict[str, list[_Repeat]],
+        plain: list[tuple[AlertWrite, asyncio.Future[Alert]]],
+    ) -> None:
         groups: list[_Group] = []
         writes: list[AlertWrite] = []
         try:
+            written: set[str] = set()
+            for write, future in plain:
+                if write.alert.fingerprint in written:
+                    self._writes.setdefault(tenant, []).append((write, future))  # one write per alert
+                    continue
+                written.add(write.alert.fingerprint)
+                groups.append(_Group((tenant, write.alert.fingerprint), [], plain=future))
+                writes.append(write)
             for fingerprint, repeats in queued.items():
                 waiting = [r for r in repeats if not r.future.done()]
-                if len(waiting) > self.max_entries:
-                    # Bounded writes: the rest go in the next flush, in order.
-                    self._requeue(tenant, fingerprint, waiting[self.max_entries :])
-                    waiting = waiting[: self.max_entries]
+                if fingerprint in written or len(waiting) > self.max_entries:
+                    # One write per alert and bounded writes: the rest go in the next flush, in order.
+                    keep = 0 if fingerprint in written else self.max_entries
+                    self._requeue(tenant, fingerprint, waiting[keep:])
+                    waiting = waiting[:keep]
                 planned = self._plan(tenant, fingerprint, waiting)
                 if planned is not None:
                     groups.append(planned[0])
@@ -139,12 +186,12 @@ class RepeatCommitter:
             )
         except BaseException as exc:
             # Never leave a report waiting: whatever went wrong is its answer.
-            for repeats in queued.values():
-                for r in repeats:
-                    if not r.future.done():
-                        r.future.set_exception(
-                            exc if isinstance(exc, Exception) else UnavailableError("shutting down; retry")
-                        )
+            futures = [r.future for repeats in queued.values() for r in repeats] + [f for _, f in plain]
+            for future in futures:
+                if not future.done():
+                    future.set_exception(
+                        exc if isinstance(exc, Exception) else UnavailableError("shutting down; retry")
+                    )
             if not isinstance(exc, Exception):
                 raise
 
@@ -171,7 +218,6 @@ class RepeatCommitter:
             if alert.incident_id:
                 entries.append(timeline.alert_deduplicated(alert.incident_id, alert, now=r.now))
             group.repeats.append(r)
-            group.states.append(alert)
         if base is None or alert is None or not group.repeats:
             return None
         return group, AlertWrite(alert, base.version, tuple(entries))
@@ -198,16 +244,25 @@ class RepeatCommitter:
             # Committed or not, we cannot tell: forget the cached versions so the next report re-reads.
             for group in groups:
                 self.cache.drop(group.key)
-                for r in group.repeats:
-                    if not r.future.done():
-                        r.future.set_exception(exc)
+                for future in group.futures:
+                    if not future.done():
+                        future.set_exception(exc)
             return
         for group, outcome in zip(groups, outcomes, strict=True):
+            if group.plain is not None:
+                # The caller decides what its write's outcome means (and caches it).
+                if group.plain.done():
+                    continue
+                if isinstance(outcome, Alert):
+                    group.plain.set_result(outcome)
+                else:
+                    group.plain.set_exception(outcome)
+                continue
             if isinstance(outcome, Alert):
                 self.cache.put(group.key, outcome)
-                for r, state in zip(group.repeats, group.states, strict=True):
+                for r in group.repeats:
                     if not r.future.done():
-                        r.future.set_result(replace(state, version=outcome.version))
+                        r.future.set_result(outcome)
                 continue
             self.cache.drop(group.key)
             for r in group.repeats:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -55,6 +55,7 @@ from sentinel.incident_manager.domain.watch import WatchFilter
 from sentinel.incident_manager.group_commit import RepeatCommitter
 from sentinel.incident_manager.ports import (
     AlertQuery,
+    AlertWrite,
     DedupLock,
     IncidentFeed,
     IncidentQuery,
@@ -224,8 +225,57 @@ class IncidentService:
         if not candidates:
             first = errors[0]
             raise InvalidArgumentError(f"alerts[{first.index}].{first.field}", first.reason)
-        results = await asyncio.gather(*(self._report_bounded(tenant, i, alert) for i, alert in candidates))
-        return ReportOutcome(list(results), errors)
+        return ReportOutcome(await self._report_many(tenant, candidates, now), errors)
+
+    async def _report_many(
+        self, tenant: str, candidates: list[tuple[int, Alert]], now: datetime
+    ) -> list[AlertResult]:
+        """Report candidates concurrently; repeats of cached active alerts wait on the group commit
+        directly (a future each, no task), the rest take `_report_one`."""
+        waits: list[Awaitable[AlertResult | Alert]] = []
+        fast: list[bool] = []
+        for _, candidate in candidates:
+            cached = (
+                self._alerts.get((tenant, candidate.fingerprint))
+                if candidate.status is AlertStatus.FIRING
+                else None
+            )
+            is_repeat = cached is not None and grouping.is_active(cached, now=now, policy=self.policy)
+            fast.append(is_repeat)
+            waits.append(
+                self._repeats.submit(tenant=tenant, candidate=candidate, now=now)
+                if is_repeat
+                else self._report_one(tenant, candidate)
+            )
+        outcomes: list[AlertResult | Alert | BaseException] = list(
+            await asyncio.gather(*waits, return_exceptions=True)
+        )
+        again = [k for k, o in enumerate(outcomes) if fast[k] and isinstance(o, ConflictError)]
+        if again:
+            # The cached alert changed before the repeat was written: decide these from storage.
+            retried = await asyncio.gather(
+                *(self._report_one(tenant, candidates[k][1]) for k in again), return_exceptions=True
+            )
+            for k, redone in zip(again, retried, strict=True):
+                outcomes[k] = redone
+        results: list[AlertResult] = []
+        for (index, _), done in zip(candidates, outcomes, strict=True):
+            if isinstance(done, BaseException):
+                raise done
+            result = (
+                AlertResult(index, done, Outcome.DEDUPLICATED, done.silenced_by)
+                if isinstance(done, Alert)
+                else replace(done, index=index)
+            )
+            self._record(result)
+            results.append(result)
+        return results
+
+    def _record(self, result: AlertResult) -> None:
+        self.funnel.record(result.outcome, silenced=bool(result.silence_ids))
+        ALERTS.labels(result.outcome.name.lower()).inc()
+        if result.silence_ids:
+            SUPPRESSED.inc()
 
     async def report_anomaly(
         self, *, tenant: str, anomaly: AnomalyInput, dedup_key: str = "", labels: dict[str, str] | None = None
@@ -244,12 +294,9 @@ class IncidentService:
         return await self._report_bounded(tenant, 0, candidate)
 
     async def _report_bounded(self, tenant: str, index: int, candidate: Alert) -> AlertResult:
-        result = await self._report_one(tenant, candidate)
-        self.funnel.record(result.outcome, silenced=bool(result.silence_ids))
-        ALERTS.labels(result.outcome.name.lower()).inc()
-        if result.silence_ids:
-            SUPPRESSED.inc()
-        return replace(result, index=index)
+        result = replace(await self._report_one(tenant, candidate), index=index)
+        self._record(result)
+        return result
 
     async def _report_one(self, tenant: str, candidate: Alert) -> AlertResult:
         """Repeats of a known active alert take the group commit (no lock, no read); anything else
@@ -407,8 +454,7 @@ class IncidentService:
     async def _place(
         self, tenant: str, alert: Alert, expected: int, silence: Silence | None, now: datetime, hint: str
     ) -> AlertResult:
-        open_incident = await self._open_incident(tenant, alert.group_key, hint)
-        last_resolved = None if open_incident else await self._last_incident(tenant, alert.group_key)
+        open_incident, last_resolved = await self._group_incidents(tenant, alert.group_key, hint)
         pending: list[Alert] = []
         if open_incident is None and self.policy.min_alerts > 1:
             pending = await self._pending_alerts(tenant, alert, now)
@@ -434,10 +480,34 @@ class IncidentService:
         else:
             incident = await self._create(tenant, alert, now, silence, pending)
             outcome = Outcome.NEW_INCIDENT
-        saved = await self.store.upsert_alert(
-            tenant=tenant, alert=replace(alert, incident_id=incident.incident_id), expected_version=expected
+        saved = await self._repeats.write(
+            tenant=tenant,
+            write=AlertWrite(replace(alert, incident_id=incident.incident_id), expected_version=expected),
         )
         return AlertResult(0, saved, Outcome.SUPPRESSED if muted else outcome, muted)
+
+    async def _group_incidents(
+        self, tenant: str, group_key: str, hint: str
+    ) -> tuple[Incident | None, Incident | None]:
+        """The group's open incident, else (None, its newest resolved one), in one read mostly."""
+        if hint:
+            with contextlib.suppress(NotFoundError):
+                incident = await self.store.get_incident(tenant=tenant, incident_id=hint)
+                if incident.state.is_open:
+                    return incident, None
+        page = await self.store.list_incidents(
+            tenant=tenant,
+            query=IncidentQuery(
+                states=(*OPEN_STATES, IncidentState.RESOLVED), group_key=group_key, page_size=2
+            ),
+        )
+        open_incident = next((i for i in page.items if i.state.is_open), None)
+        if open_incident is None and page.next_page_token:
+            # An older incident reopened by hand may be open behind newer resolved ones: ask.
+            open_incident = await self._open_incident(tenant, group_key, "")
+        if open_incident is not None:
+            return open_incident, None
+        return None, next((i for i in page.items if i.state is IncidentState.RESOLVED), None)
 
     async def _open_incident(self, tenant: str, group_key: str, hint: str) -> Incident | None:
         if hint:
@@ -447,13 +517,6 @@ class IncidentService:
                     return incident
         page = await self.store.list_incidents(
             tenant=tenant, query=IncidentQuery(states=OPEN_STATES, group_key=group_key, page_size=1)
-        )
-        return page.items[0] if page.items else None
-
-    async def _last_incident(self, tenant: str, group_key: str) -> Incident | None:
-        page = await self.store.list_incidents(
-            tenant=tenant,
-            query=IncidentQuery(states=(IncidentState.RESOLVED,), group_key=group_key, page_size=1),
         )
         return page.items[0] if page.items else None
 

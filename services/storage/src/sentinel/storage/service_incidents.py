@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from sentinel.runtime.clock import Clock
-from sentinel.runtime.errors import InvalidArgumentError
+from sentinel.runtime.errors import InvalidArgumentError, NotFoundError
 from sentinel.storage.domain import incidents as domain
 from sentinel.storage.domain.incidents import (
     AlertChange,
@@ -59,15 +59,22 @@ class IncidentRecordsService:
         domain.validate_alert_changes(changes)
         return await self._records.apply_alert_changes(tenant=tenant, changes=changes, now_us=self._now_us())
 
-    async def get_alert(self, *, tenant: str, alert_id: str, fingerprint: str) -> Stored:
-        """By id, or the most recently seen alert with a fingerprint."""
+    async def get_alert(
+        self, *, tenant: str, alert_id: str, fingerprint: str, allow_missing: bool = False
+    ) -> Stored | None:
+        """By id, or the most recently seen alert with a fingerprint (None if missing and allowed)."""
         if not alert_id and not fingerprint:
             raise InvalidArgumentError("key", "give alert_id or fingerprint")
         if alert_id:
             domain.validate_key(alert_id, "alert_id")
         elif len(fingerprint) > domain.MAX_KEY:
             raise InvalidArgumentError("fingerprint", f"at most {domain.MAX_KEY} characters")
-        return await self._records.get_alert(tenant=tenant, alert_id=alert_id, fingerprint=fingerprint)
+        try:
+            return await self._records.get_alert(tenant=tenant, alert_id=alert_id, fingerprint=fingerprint)
+        except NotFoundError:
+            if allow_missing:
+                return None
+            raise
 
     async def list_alerts(self, *, tenant: str, filter: AlertFilter) -> StoredPage:
         """Alerts matching every filter, most recently seen first."""

@@ -113,11 +113,13 @@ class GrpcIncidentStore:
             raise domain_error(exc, rpc) from None
 
     async def get_alert(self, *, tenant: str, alert_id: str) -> Alert | None:
+        # allow_missing: an alert's first report is an OK answer, not an error to raise and log.
+        request = pb.GetAlertRequest(alert_id=alert_id, allow_missing=True)
         try:
-            response = await self._call("GetAlert", pb.GetAlertRequest(alert_id=alert_id), tenant)
+            response = await self._call("GetAlert", request, tenant)
         except NotFoundError:
             return None
-        return convert.alert_from_proto(response.alert)
+        return convert.alert_from_proto(response.alert) if response.HasField("alert") else None
 
     async def upsert_alert(self, *, tenant: str, alert: Alert, expected_version: int) -> Alert:
         request = pb.UpsertAlertRequest(

@@ -100,9 +100,16 @@ def _duration(unix_micro: int | None) -> Duration | None:
     return Duration(seconds=unix_micro // 1_000_000, nanos=unix_micro % 1_000_000 * 1_000)
 
 
+_KNOWN: dict[int, frozenset[int]] = {}
+
+
 def _enum(value: int, wrapper: Any, path: str) -> int:
     """A known value of a proto enum (the contract's number); proto3 accepts unknown ones."""
-    if value not in wrapper.values():
+    # wrapper.values() builds a new list on every call: remember each enum's values once.
+    known = _KNOWN.get(id(wrapper))
+    if known is None:
+        known = _KNOWN[id(wrapper)] = frozenset(wrapper.values())
+    if value not in known:
         raise InvalidArgumentError(path, f"unknown value {value}")
     return value
 

@@ -40,9 +40,12 @@ class IncidentRecordsRpcs:
 
     async def GetAlert(self, request: pb.GetAlertRequest, context: Context) -> pb.GetAlertResponse:
         stored = await self._records.get_alert(
-            tenant=current_tenant(), alert_id=request.alert_id, fingerprint=request.fingerprint
+            tenant=current_tenant(),
+            alert_id=request.alert_id,
+            fingerprint=request.fingerprint,
+            allow_missing=request.allow_missing,
         )
-        return pb.GetAlertResponse(alert=convert.alert_message(stored))
+        return pb.GetAlertResponse(alert=convert.alert_message(stored) if stored is not None else None)
 
     async def ListAlerts(self, request: pb.ListAlertsRequest, context: Context) -> pb.ListAlertsResponse:
         page = await self._records.list_alerts(tenant=current_tenant(), filter=convert.alert_filter(request))

@@ -663,19 +663,25 @@ class GetAlertRequest(_message.Message):
 
     ALERT_ID_FIELD_NUMBER: _builtins.int
     FINGERPRINT_FIELD_NUMBER: _builtins.int
+    ALLOW_MISSING_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     """The alert id."""
     fingerprint: _builtins.str
     """A fingerprint: returns the most recently seen alert with it."""
+    allow_missing: _builtins.bool
+    """When true, no such alert answers OK with the alert unset instead of NOT_FOUND: the cheap
+    existence check of an alert's first report.
+    """
     def __init__(
         self,
         *,
         alert_id: _builtins.str = ...,
         fingerprint: _builtins.str = ...,
+        allow_missing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "fingerprint", b"fingerprint", "key", b"key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "fingerprint", b"fingerprint", "key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "allow_missing", b"allow_missing", "fingerprint", b"fingerprint", "key", b"key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_key: _TypeAlias = _typing.Literal["alert_id", "fingerprint"]  # noqa: Y015
     _WhichOneofArgType_key: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
@@ -692,7 +698,7 @@ class GetAlertResponse(_message.Message):
     ALERT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def alert(self) -> _resources_pb2_1.Alert:
-        """The alert."""
+        """The alert; unset only when allow_missing was set and there is none."""
 
     def __init__(
         self,

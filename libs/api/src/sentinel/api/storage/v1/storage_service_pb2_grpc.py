@@ -282,8 +282,9 @@ class StorageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAlert(self, request, context):
-        """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
-        Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
+        """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint (with
+        allow_missing, no alert when there is none). Errors: INVALID_ARGUMENT (no key given),
+        NOT_FOUND (reason "ALERT_NOT_FOUND", unless allow_missing),
         RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
         retry).
         """

@@ -113,8 +113,9 @@ class StorageServiceStub:
     then answer VERSION_MISMATCH).
     """
     GetAlert: _grpc.UnaryUnaryMultiCallable[_storage_service_pb2.GetAlertRequest, _storage_service_pb2.GetAlertResponse]
-    """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
-    Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
+    """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint (with
+    allow_missing, no alert when there is none). Errors: INVALID_ARGUMENT (no key given),
+    NOT_FOUND (reason "ALERT_NOT_FOUND", unless allow_missing),
     RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
     retry).
     """
@@ -301,8 +302,9 @@ class StorageServiceAsyncStub(StorageServiceStub):
     then answer VERSION_MISMATCH).
     """
     GetAlert: _aio.UnaryUnaryMultiCallable[_storage_service_pb2.GetAlertRequest, _storage_service_pb2.GetAlertResponse]  # type: ignore[assignment]
-    """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
-    Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
+    """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint (with
+    allow_missing, no alert when there is none). Errors: INVALID_ARGUMENT (no key given),
+    NOT_FOUND (reason "ALERT_NOT_FOUND", unless allow_missing),
     RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
     retry).
     """
@@ -540,8 +542,9 @@ class StorageServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _storage_service_pb2.GetAlertRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_storage_service_pb2.GetAlertResponse, _abc.Awaitable[_storage_service_pb2.GetAlertResponse]]:
-        """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
-        Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
+        """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint (with
+        allow_missing, no alert when there is none). Errors: INVALID_ARGUMENT (no key given),
+        NOT_FOUND (reason "ALERT_NOT_FOUND", unless allow_missing),
         RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
         retry).
         """
