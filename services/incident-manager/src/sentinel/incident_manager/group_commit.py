@@ -117,10 +117,12 @@ class RepeatCommitter:
         return future
 
     async def write(self, *, tenant: str, write: AlertWrite) -> Alert:
-        """Write one alert (as `IncidentStore.upsert_alert`, conditionally) in the next group commit.
+        """Write one alert (as `IncidentStore.upsert_alert`, conditionally), and the incident it
+        opens if any, in the next group commit.
 
         Raises:
-            ConflictError: VERSION_MISMATCH; NotFoundError: ALERT_NOT_FOUND (nothing written).
+            ConflictError: VERSION_MISMATCH; NotFoundError: ALERT_NOT_FOUND; AlreadyExistsError:
+                OPEN_INCIDENT_EXISTS (nothing written).
             SentinelError: the storage call failed.
         """
         future: asyncio.Future[Alert] = asyncio.get_running_loop().create_future()

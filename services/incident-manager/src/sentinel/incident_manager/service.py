@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -37,7 +38,6 @@ from sentinel.incident_manager.domain.model import (
     ChangeType,
     Incident,
     IncidentChange,
-    IncidentState,
     IncidentStats,
     LabelMatcher,
     Outcome,
@@ -127,6 +127,10 @@ class KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+    def busy(self, key: tuple[str, ...]) -> bool:
+        """Whether someone holds or waits for the lock of `key`."""
+        return key in self._locks
 
     def __len__(self) -> int:
         return len(self._locks)
@@ -314,25 +318,45 @@ class IncidentService:
                     continue  # changed meanwhile (the committer forgot it): re-read and decide again
                 return AlertResult(0, saved, Outcome.DEDUPLICATED, saved.silenced_by)
             async with self._slots, self._locks.hold(("alert", *key)):
-                now = self.clock.now()
-                stored = await self._known_alert(tenant, candidate)
-                if firing and stored is not None and grouping.is_active(stored, now=now, policy=self.policy):
-                    self._alerts.put(key, stored)
-                    continue  # a repeat: group-committed, outside the lock
+                cached = self._alerts.get(key) if firing else None
+                if cached is not None and grouping.is_active(
+                    cached, now=self.clock.now(), policy=self.policy
+                ):
+                    continue  # created while we waited for the lock: a repeat after all
+                # Unknown here, so most likely a first firing: read its group's incidents meanwhile.
+                group = (
+                    asyncio.ensure_future(self._group_incidents(tenant, candidate.group_key, ""))
+                    if firing
+                    else None
+                )
+                read, stored = False, None
                 try:
+                    now = self.clock.now()
+                    stored = await self._known_alert(tenant, candidate)
+                    read = True
+                    if (
+                        firing
+                        and stored is not None
+                        and grouping.is_active(stored, now=now, policy=self.policy)
+                    ):
+                        self._alerts.put(key, stored)
+                        continue  # a repeat: group-committed, outside the lock
                     if candidate.status is AlertStatus.RESOLVED:
                         result = await self._resolve_reported(tenant, stored, candidate, now)
                     else:
-                        result = await self._new_firing(tenant, stored, candidate, now)
+                        result = await self._new_firing(tenant, stored, candidate, now, group)
                 except ConflictError:
                     # Another replica (or a lifecycle change) wrote the alert first: re-read.
                     self._alerts.drop(key)
                     continue
                 except Exception:
-                    if stored is None:
+                    if read and stored is None:
                         # Our create failed: let the next report claim the fingerprint at once.
                         await self.dedup.release(tenant=tenant, fingerprint=candidate.fingerprint)
                     raise
+                finally:
+                    if group is not None:
+                        await _settle(group)
                 self._alerts.put(key, result.alert)
                 return result
         raise UnavailableError(
@@ -344,10 +368,11 @@ class IncidentService:
         cached = self._alerts.get((tenant, candidate.fingerprint))
         if cached is not None:
             return cached
-        claimed = await self.dedup.claim(
-            tenant=tenant, fingerprint=candidate.fingerprint, ttl_s=self.dedup_ttl_s
+        # Independent: the claim (Redis) and the read (storage) go out together.
+        claimed, stored = await asyncio.gather(
+            self.dedup.claim(tenant=tenant, fingerprint=candidate.fingerprint, ttl_s=self.dedup_ttl_s),
+            self.store.get_alert(tenant=tenant, alert_id=candidate.alert_id),
         )
-        stored = await self.store.get_alert(tenant=tenant, alert_id=candidate.alert_id)
         if claimed or stored is not None:
             return stored
         # Someone else claimed the fingerprint and may still be creating its alert: wait for it.
@@ -430,31 +455,49 @@ class IncidentService:
         return True
 
     async def _new_firing(
-        self, tenant: str, stored: Alert | None, candidate: Alert, now: datetime
+        self,
+        tenant: str,
+        stored: Alert | None,
+        candidate: Alert,
+        now: datetime,
+        group: asyncio.Future[tuple[Incident | None, Incident | None]] | None = None,
     ) -> AlertResult:
         alert = candidate if stored is None else grouping.refire(stored, candidate, now=now)
         expected = stored.version if stored is not None else 0
         muted = silences.silences_for(await self._active_silences(tenant), alert.matcher_labels(), now=now)
         silence = muted[0] if muted else None
         alert = replace(alert, silenced_by=tuple(s.silence_id for s in muted))
-        async with self._locks.hold(("group", tenant, alert.group_key)):
+        group_lock = ("group", tenant, alert.group_key)
+        if self._locks.busy(group_lock) or alert.group_key != candidate.group_key:
+            group = None  # read before another placement in the group finished: read again
+        async with self._locks.hold(group_lock):
             hint = ""
             for _ in range(self.max_retries):
                 try:
-                    return await self._place(tenant, alert, expected, silence, now, hint)
+                    return await self._place(tenant, alert, expected, silence, now, hint, group)
                 except AlreadyExistsError as exists:
                     if exists.reason != "OPEN_INCIDENT_EXISTS":
                         raise
                     hint = exists.metadata.get("incident_id", "")
                 except _IncidentMoved:
                     hint = ""
+                group = None  # the prefetched read served the first attempt only
                 now = self.clock.now()
         raise UnavailableError(f"group {alert.group_key} is changing too fast; retry", reason="CONTENTION")
 
     async def _place(
-        self, tenant: str, alert: Alert, expected: int, silence: Silence | None, now: datetime, hint: str
+        self,
+        tenant: str,
+        alert: Alert,
+        expected: int,
+        silence: Silence | None,
+        now: datetime,
+        hint: str,
+        group: asyncio.Future[tuple[Incident | None, Incident | None]] | None = None,
     ) -> AlertResult:
-        open_incident, last_resolved = await self._group_incidents(tenant, alert.group_key, hint)
+        open_incident, last_resolved = await (
+            group if group is not None else self._group_incidents(tenant, alert.group_key, hint)
+        )
         pending: list[Alert] = []
         if open_incident is None and self.policy.min_alerts > 1:
             pending = await self._pending_alerts(tenant, alert, now)
@@ -477,6 +520,20 @@ class IncidentService:
             assert last_resolved is not None
             incident = await self._join(tenant, last_resolved, alert, now, silence, reopen=True)
             outcome = Outcome.REOPENED
+        elif not pending:
+            # The incident, its first entries and the alert: one change of the group commit.
+            incident, entries = self._new_incident(alert, now, silence, pending)
+            saved = await self._repeats.write(
+                tenant=tenant,
+                write=AlertWrite(
+                    replace(alert, incident_id=incident.incident_id),
+                    expected_version=expected,
+                    entries=tuple(entries),
+                    new_incident=incident,
+                ),
+            )
+            self._publish(tenant, ChangeType.CREATED, replace(incident, version=1), entries, now)
+            return AlertResult(0, saved, Outcome.SUPPRESSED if muted else Outcome.NEW_INCIDENT, muted)
         else:
             incident = await self._create(tenant, alert, now, silence, pending)
             outcome = Outcome.NEW_INCIDENT
@@ -489,36 +546,14 @@ class IncidentService:
     async def _group_incidents(
         self, tenant: str, group_key: str, hint: str
     ) -> tuple[Incident | None, Incident | None]:
-        """The group's open incident, else (None, its newest resolved one), in one read mostly."""
+        """The group's open incident, else (None, its newest resolved one)."""
         if hint:
             with contextlib.suppress(NotFoundError):
                 incident = await self.store.get_incident(tenant=tenant, incident_id=hint)
                 if incident.state.is_open:
                     return incident, None
-        page = await self.store.list_incidents(
-            tenant=tenant,
-            query=IncidentQuery(
-                states=(*OPEN_STATES, IncidentState.RESOLVED), group_key=group_key, page_size=2
-            ),
-        )
-        open_incident = next((i for i in page.items if i.state.is_open), None)
-        if open_incident is None and page.next_page_token:
-            # An older incident reopened by hand may be open behind newer resolved ones: ask.
-            open_incident = await self._open_incident(tenant, group_key, "")
-        if open_incident is not None:
-            return open_incident, None
-        return None, next((i for i in page.items if i.state is IncidentState.RESOLVED), None)
-
-    async def _open_incident(self, tenant: str, group_key: str, hint: str) -> Incident | None:
-        if hint:
-            with contextlib.suppress(NotFoundError):
-                incident = await self.store.get_incident(tenant=tenant, incident_id=hint)
-                if incident.state.is_open:
-                    return incident
-        page = await self.store.list_incidents(
-            tenant=tenant, query=IncidentQuery(states=OPEN_STATES, group_key=group_key, page_size=1)
-        )
-        return page.items[0] if page.items else None
+        open_incident, last_resolved = await self.store.group_incidents(tenant=tenant, group_key=group_key)
+        return (open_incident, None) if open_incident is not None else (None, last_resolved)
 
     async def _pending_alerts(self, tenant: str, alert: Alert, now: datetime) -> list[Alert]:
         page = await self.store.list_alerts(
@@ -564,9 +599,10 @@ class IncidentService:
         self._publish(tenant, ChangeType.UPDATED, saved, entries, now)
         return saved
 
-    async def _create(
-        self, tenant: str, alert: Alert, now: datetime, silence: Silence | None, pending: list[Alert]
-    ) -> Incident:
+    def _new_incident(
+        self, alert: Alert, now: datetime, silence: Silence | None, pending: list[Alert]
+    ) -> tuple[Incident, list[TimelineEntry]]:
+        """The incident `alert` opens (with the pending alerts of its group) and its first entries."""
         incident = grouping.new_incident(
             alert, incident_id=self._new_id("inc_"), now=now, silence=silence, others=tuple(pending)
         )
@@ -576,6 +612,12 @@ class IncidentService:
         ]
         if silence is not None:
             entries.append(self._suppressed_entry(incident.incident_id, silence, alert, now))
+        return incident, entries
+
+    async def _create(
+        self, tenant: str, alert: Alert, now: datetime, silence: Silence | None, pending: list[Alert]
+    ) -> Incident:
+        incident, entries = self._new_incident(alert, now, silence, pending)
         saved = await self.store.create_incident(tenant=tenant, incident=incident, entries=entries)
         for member in pending:
             with contextlib.suppress(ConflictError):
@@ -1208,6 +1250,14 @@ class IncidentService:
         # Time-ordered (milliseconds, hex) then random: ids sort by creation, never collide.
         millis = int(self.clock.now().timestamp() * 1000)
         return f"{prefix}{millis:012x}{secrets.token_hex(8)}"
+
+
+async def _settle(future: asyncio.Future[Any]) -> None:
+    """Cancel `future` if still running; never leave its exception unretrieved."""
+    if not future.done():
+        future.cancel()
+    with contextlib.suppress(BaseException):
+        await future
 
 
 class _IncidentMoved(Exception):

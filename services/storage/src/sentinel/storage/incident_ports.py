@@ -48,6 +48,16 @@ class IncidentRecords(Protocol):
         """By id, or the most recently seen alert with the fingerprint."""
         ...
 
+    async def get_alerts(self, *, tenant: str, alert_ids: Sequence[str]) -> dict[str, Stored]:
+        """The stored alerts among `alert_ids`, by id (missing ones left out)."""
+        ...
+
+    async def group_incidents(
+        self, *, tenant: str, group_keys: Sequence[str]
+    ) -> dict[str, tuple[Stored | None, Stored | None]]:
+        """Per group key: its open incident and its newest resolved one (each None if none)."""
+        ...
+
     async def list_alerts(self, *, tenant: str, filter: AlertFilter, page: PagePlan) -> StoredPage:
         """Most recently seen first."""
         ...

@@ -76,6 +76,19 @@ class IncidentRecordsService:
                 return None
             raise
 
+    async def get_alerts(self, *, tenant: str, alert_ids: Sequence[str]) -> dict[str, Stored]:
+        """The stored alerts among 1..MAX_CHANGES ids, by id (missing ones left out)."""
+        _check_keys(alert_ids, "alert_ids", limit=domain.MAX_ID)
+        return await self._records.get_alerts(tenant=tenant, alert_ids=alert_ids)
+
+    async def group_incidents(
+        self, *, tenant: str, group_keys: Sequence[str]
+    ) -> list[tuple[str, Stored | None, Stored | None]]:
+        """Per group key, in order: its open incident and its newest resolved one (None if none)."""
+        _check_keys(group_keys, "group_keys", limit=domain.MAX_KEY)
+        found = await self._records.group_incidents(tenant=tenant, group_keys=group_keys)
+        return [(key, *found.get(key, (None, None))) for key in group_keys]
+
     async def list_alerts(self, *, tenant: str, filter: AlertFilter) -> StoredPage:
         """Alerts matching every filter, most recently seen first."""
         domain.validate_alert_filter(filter)
@@ -242,6 +255,16 @@ class IncidentRecordsService:
         await self._records.delete_policy(
             tenant=tenant, kind=kind, policy_id=policy_id, expected_version=expected_version
         )
+
+
+def _check_keys(keys: Sequence[str], field: str, *, limit: int) -> None:
+    if not keys:
+        raise InvalidArgumentError(field, "at least one is required")
+    if len(keys) > domain.MAX_CHANGES:
+        raise InvalidArgumentError(field, f"has {len(keys)} entries; at most {domain.MAX_CHANGES}")
+    for i, key in enumerate(keys):
+        if not key or len(key) > limit:
+            raise InvalidArgumentError(f"{field}[{i}]", f"must be 1..{limit} characters")
 
 
 def _kind(kind: PolicyKind | None) -> PolicyKind:

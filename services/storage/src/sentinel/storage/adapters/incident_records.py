@@ -34,6 +34,7 @@ from sentinel.storage.domain.incidents import (
     Durations,
     IncidentFilter,
     IncidentRecord,
+    IncidentState,
     IncidentStats,
     PagePlan,
     PolicyKind,
@@ -281,6 +282,43 @@ class PostgresIncidentRecords:
         if row is None:
             raise NotFoundError("no such alert", reason="ALERT_NOT_FOUND")
         return _versioned(row)
+
+    async def get_alerts(self, *, tenant: str, alert_ids: Sequence[str]) -> dict[str, Stored]:
+        async with self._database.connection() as connection:
+            rows = await connection.fetch(
+                "SELECT alert_id, body, version FROM alerts "
+                "WHERE tenant_id = $1 AND alert_id = ANY($2::text[])",
+                tenant,
+                list(alert_ids),
+            )
+        return {row["alert_id"]: _versioned(row) for row in rows}
+
+    async def group_incidents(
+        self, *, tenant: str, group_keys: Sequence[str]
+    ) -> dict[str, tuple[Stored | None, Stored | None]]:
+        async with self._database.connection() as connection:
+            rows = await connection.fetch(
+                f"""
+                (SELECT {_INCIDENT_OUT}, group_key, true AS open FROM incidents
+                 WHERE tenant_id = $1 AND group_key = ANY($2::text[]) AND state IN {_OPEN})
+                UNION ALL
+                (SELECT DISTINCT ON (group_key) {_INCIDENT_OUT}, group_key, false AS open FROM incidents
+                 WHERE tenant_id = $1 AND group_key = ANY($2::text[]) AND state = $3
+                 ORDER BY group_key, create_time DESC, incident_id DESC)
+                """,
+                tenant,
+                list(dict.fromkeys(group_keys)),
+                int(IncidentState.RESOLVED),
+            )
+        found: dict[str, tuple[Stored | None, Stored | None]] = {}
+        for row in rows:
+            open_incident, resolved = found.get(row["group_key"], (None, None))
+            if row["open"]:
+                open_incident = _timed(row)
+            else:
+                resolved = _timed(row)
+            found[row["group_key"]] = (open_incident, resolved)
+        return found
 
     async def list_alerts(self, *, tenant: str, filter: AlertFilter, page: PagePlan) -> StoredPage:
         sql = _Sql(tenant)
@@ -760,8 +798,17 @@ async def _apply_alert_changes(
     """The statements of apply_alert_changes, inside its transaction: a few per call, not per change."""
     index = {change.alert.alert_id: i for i, change in enumerate(changes)}
     results: list[AlertChangeResult | None] = [None] * len(changes)
-    conditional = [c for c in changes if c.expected_version > 0]
-    unconditional = [c for c in changes if c.expected_version == 0]
+    opening = [(i, c.new_incident) for i, c in enumerate(changes) if c.new_incident is not None]
+    if opening:
+        refused = await _insert_new_incidents(connection, tenant, [inc for _, inc in opening], now_us)
+        for i, incident in opening:
+            if incident.incident_id in refused:
+                results[i] = AlertChangeResult(
+                    AlertChangeStatus.OPEN_INCIDENT_EXISTS, incident_id=refused[incident.incident_id]
+                )
+    go_on = [c for i, c in enumerate(changes) if results[i] is None]
+    conditional = [c for c in go_on if c.expected_version > 0]
+    unconditional = [c for c in go_on if c.expected_version == 0]
     if conditional:
         rows = await connection.fetch(
             f"UPDATE alerts a SET {_ALERT_SETS.format('t')}, version = a.version + 1 "
@@ -831,6 +878,71 @@ async def _apply_alert_changes(
         ]
     assert all(r is not None for r in results)
     return [r for r in results if r is not None]
+
+
+async def _insert_new_incidents(
+    connection: asyncpg.Connection, tenant: str, incidents: Sequence[IncidentRecord], now_us: int
+) -> dict[str, str]:
+    """Insert the changes' new incidents in one statement, earlier ones first; one already stored
+    (a retry) is kept. Returns the refused ones (another open incident has their group key): their
+    id -> that incident's id."""
+    rows = []
+    for incident in incidents:
+        values = _incident_values(incident, now_us)
+        values[11] = _at(now_us if incident.create_us is None else incident.create_us)
+        values[9] = json.dumps(values[9])  # assignees: unnest() cannot take an array of arrays
+        rows.append([incident.incident_id, *values])
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    inserted = {
+        row["incident_id"]
+        for row in await connection.fetch(
+            f"""
+            INSERT INTO incidents (tenant_id, incident_id, {_INCIDENT_COLUMNS}, version)
+            SELECT $1, t.incident_id, t.group_key, t.state, t.severity, t.priority, t.service, t.model,
+                   t.labels::jsonb, t.title, t.description,
+                   ARRAY(SELECT jsonb_array_elements_text(t.assignees::jsonb)), t.first_fingerprint,
+                   t.create_time, t.update_time, t.acknowledge_time, t.resolve_time,
+                   t.next_escalation_time, t.body, 1
+            FROM unnest($2::text[], $3::text[], $4::smallint[], $5::smallint[], $6::smallint[], $7::text[],
+                        $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                        $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[],
+                        $18::timestamptz[], $19::bytea[])
+                 WITH ORDINALITY AS t(incident_id, group_key, state, severity, priority, service, model,
+                                      labels, title, description, assignees, first_fingerprint,
+                                      create_time, update_time, acknowledge_time, resolve_time,
+                                      next_escalation_time, body, n)
+            ORDER BY t.n
+            ON CONFLICT DO NOTHING
+            RETURNING incident_id
+            """,
+            tenant,
+            *columns,
+        )
+    }
+    skipped = [incident for incident in incidents if incident.incident_id not in inserted]
+    if not skipped:
+        return {}
+    stored = {
+        row["incident_id"]
+        for row in await connection.fetch(
+            "SELECT incident_id FROM incidents WHERE tenant_id = $1 AND incident_id = ANY($2::text[])",
+            tenant,
+            [incident.incident_id for incident in skipped],
+        )
+    }
+    refused = [incident for incident in skipped if incident.incident_id not in stored]
+    if not refused:
+        return {}
+    open_of = {
+        row["group_key"]: row["incident_id"]
+        for row in await connection.fetch(
+            f"SELECT group_key, incident_id FROM incidents WHERE tenant_id = $1 "
+            f"AND group_key = ANY($2::text[]) AND state IN {_OPEN}",
+            tenant,
+            [incident.group_key for incident in refused],
+        )
+    }
+    return {incident.incident_id: open_of.get(incident.group_key, "") for incident in refused}
 
 
 async def _insert_timeline(

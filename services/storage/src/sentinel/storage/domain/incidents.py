@@ -105,6 +105,7 @@ class AlertChange:
     alert: AlertRecord
     expected_version: int
     timeline: tuple[TimelineRecord, ...] = ()
+    new_incident: IncidentRecord | None = None
 
 
 class AlertChangeStatus(enum.IntEnum):
@@ -113,6 +114,7 @@ class AlertChangeStatus(enum.IntEnum):
     APPLIED = 1
     VERSION_MISMATCH = 2
     ALERT_NOT_FOUND = 3
+    OPEN_INCIDENT_EXISTS = 4
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class AlertChangeResult:
     version: int = 0
     created: bool = False
     timeline_appended: int = 0
+    incident_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -393,6 +396,7 @@ def validate_alert_changes(changes: Sequence[AlertChange]) -> None:
     if entries > MAX_BATCH:
         raise InvalidArgumentError("changes", f"carry {entries} timeline entries; at most {MAX_BATCH}")
     seen: set[str] = set()
+    incidents: set[str] = set()
     for i, change in enumerate(changes):
         try:
             validate_alert(change.alert, change.expected_version)
@@ -401,6 +405,16 @@ def validate_alert_changes(changes: Sequence[AlertChange]) -> None:
         if change.alert.alert_id in seen:
             raise InvalidArgumentError(f"changes[{i}].alert.alert_id", "appears in another change")
         seen.add(change.alert.alert_id)
+        if change.new_incident is not None:
+            try:
+                validate_incident(change.new_incident)
+            except InvalidArgumentError as bad:
+                raise InvalidArgumentError(f"changes[{i}].new_{bad.field}", bad.problem) from None
+            if change.new_incident.incident_id in incidents:
+                raise InvalidArgumentError(
+                    f"changes[{i}].new_incident.incident_id", "appears in another change"
+                )
+            incidents.add(change.new_incident.incident_id)
         validate_timeline(change.timeline, f"changes[{i}].timeline_entries", incident_id=None)
 
 

@@ -172,7 +172,13 @@ def alert_changes(request: storage_service_pb2.ApplyAlertChangesRequest) -> tupl
         except InvalidArgumentError as bad:
             raise InvalidArgumentError(f"changes[{i}].{bad.field}", bad.problem) from None
         timeline = timeline_records(change.timeline_entries, f"changes[{i}].timeline_entries")
-        changes.append(AlertChange(alert, change.expected_version, timeline))
+        incident = None
+        if change.HasField("new_incident"):
+            try:
+                incident = incident_record(change.new_incident)
+            except InvalidArgumentError as bad:
+                raise InvalidArgumentError(f"changes[{i}].new_{bad.field}", bad.problem) from None
+        changes.append(AlertChange(alert, change.expected_version, timeline, incident))
     return tuple(changes)
 
 
@@ -186,6 +192,7 @@ def apply_alert_changes_response(
                 version=r.version,
                 created=r.created,
                 timeline_appended=r.timeline_appended,
+                incident_id=r.incident_id,
             )
             for r in results
         ]
@@ -251,6 +258,21 @@ def incident_message(stored: Stored) -> incident_pb2.Incident:
     _fill(incident, "create_time", stored.create_us)
     _fill(incident, "update_time", stored.update_us)
     return incident
+
+
+def group_incidents_response(
+    groups: Iterable[tuple[str, Stored | None, Stored | None]],
+) -> storage_service_pb2.BatchGetGroupIncidentsResponse:
+    return storage_service_pb2.BatchGetGroupIncidentsResponse(
+        groups=[
+            storage_service_pb2.GroupIncidents(
+                group_key=key,
+                open_incident=incident_message(open_incident) if open_incident is not None else None,
+                last_resolved_incident=incident_message(resolved) if resolved is not None else None,
+            )
+            for key, open_incident, resolved in groups
+        ]
+    )
 
 
 def timeline_records(

@@ -38,6 +38,10 @@ class _AlertChangeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Ale
     """The stored alert is at the result's version, not expected_version: nothing was written."""
     ALERT_CHANGE_STATUS_ALERT_NOT_FOUND: _AlertChangeStatus.ValueType  # 3
     """expected_version was set but no such alert exists: nothing was written."""
+    ALERT_CHANGE_STATUS_OPEN_INCIDENT_EXISTS: _AlertChangeStatus.ValueType  # 4
+    """new_incident's group key has another open incident (named in incident_id): nothing was
+    written.
+    """
 
 class AlertChangeStatus(_AlertChangeStatus, metaclass=_AlertChangeStatusEnumTypeWrapper):
     """AlertChangeStatus is what happened to one change of ApplyAlertChanges."""
@@ -50,6 +54,10 @@ ALERT_CHANGE_STATUS_VERSION_MISMATCH: AlertChangeStatus.ValueType  # 2
 """The stored alert is at the result's version, not expected_version: nothing was written."""
 ALERT_CHANGE_STATUS_ALERT_NOT_FOUND: AlertChangeStatus.ValueType  # 3
 """expected_version was set but no such alert exists: nothing was written."""
+ALERT_CHANGE_STATUS_OPEN_INCIDENT_EXISTS: AlertChangeStatus.ValueType  # 4
+"""new_incident's group key has another open incident (named in incident_id): nothing was
+written.
+"""
 Global___AlertChangeStatus: _TypeAlias = AlertChangeStatus  # noqa: Y015
 
 @_typing.final
@@ -546,6 +554,7 @@ class AlertChange(_message.Message):
     ALERT_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     TIMELINE_ENTRIES_FIELD_NUMBER: _builtins.int
+    NEW_INCIDENT_FIELD_NUMBER: _builtins.int
     expected_version: _builtins.int
     """Required stored version; 0 means unconditional (insert or replace)."""
     @_builtins.property
@@ -558,16 +567,25 @@ class AlertChange(_message.Message):
         client-chosen entry_id and its incident_id.
         """
 
+    @_builtins.property
+    def new_incident(self) -> _resources_pb2_1.Incident:
+        """An incident to insert (version 1) first, in the same transaction, as CreateIncident does: the
+        one the alert opens. If its incident_id is already stored (a retry of a committed change) it
+        is kept as stored; if another TRIGGERED/ACKNOWLEDGED incident has its group_key, the change
+        is answered OPEN_INCIDENT_EXISTS and writes nothing.
+        """
+
     def __init__(
         self,
         *,
         alert: _resources_pb2_1.Alert | None = ...,
         expected_version: _builtins.int = ...,
         timeline_entries: _abc.Iterable[_resources_pb2_1.TimelineEntry] | None = ...,
+        new_incident: _resources_pb2_1.Incident | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "new_incident", b"new_incident"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "expected_version", b"expected_version", "timeline_entries", b"timeline_entries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "expected_version", b"expected_version", "new_incident", b"new_incident", "timeline_entries", b"timeline_entries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -607,6 +625,7 @@ class AlertChangeResult(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     TIMELINE_APPENDED_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
     status: Global___AlertChangeStatus.ValueType
     """What happened."""
     version: _builtins.int
@@ -615,6 +634,8 @@ class AlertChangeResult(_message.Message):
     """True when APPLIED inserted the alert, false when it replaced it."""
     timeline_appended: _builtins.int
     """Timeline entries stored by this change (not already stored, incident existing)."""
+    incident_id: _builtins.str
+    """OPEN_INCIDENT_EXISTS: the open incident of new_incident's group key."""
     def __init__(
         self,
         *,
@@ -622,10 +643,11 @@ class AlertChangeResult(_message.Message):
         version: _builtins.int = ...,
         created: _builtins.bool = ...,
         timeline_appended: _builtins.int = ...,
+        incident_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "status", b"status", "timeline_appended", b"timeline_appended", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "incident_id", b"incident_id", "status", b"status", "timeline_appended", b"timeline_appended", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -712,6 +734,136 @@ class GetAlertResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAlertResponse: _TypeAlias = GetAlertResponse  # noqa: Y015
+
+@_typing.final
+class BatchGetAlertsRequest(_message.Message):
+    """BatchGetAlertsRequest names the alerts to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alert_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1..1000 alert ids."""
+
+    def __init__(
+        self,
+        *,
+        alert_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_ids", b"alert_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetAlertsRequest: _TypeAlias = BatchGetAlertsRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetAlertsResponse(_message.Message):
+    """BatchGetAlertsResponse carries the alerts found."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.Alert]:
+        """The stored alerts among the requested ids, in no particular order."""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[_resources_pb2_1.Alert] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetAlertsResponse: _TypeAlias = BatchGetAlertsResponse  # noqa: Y015
+
+@_typing.final
+class BatchGetGroupIncidentsRequest(_message.Message):
+    """BatchGetGroupIncidentsRequest names the group keys to look up."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def group_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1..1000 group keys."""
+
+    def __init__(
+        self,
+        *,
+        group_keys: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_keys", b"group_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetGroupIncidentsRequest: _TypeAlias = BatchGetGroupIncidentsRequest  # noqa: Y015
+
+@_typing.final
+class GroupIncidents(_message.Message):
+    """GroupIncidents is what one group key has."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_KEY_FIELD_NUMBER: _builtins.int
+    OPEN_INCIDENT_FIELD_NUMBER: _builtins.int
+    LAST_RESOLVED_INCIDENT_FIELD_NUMBER: _builtins.int
+    group_key: _builtins.str
+    """The group key."""
+    @_builtins.property
+    def open_incident(self) -> _resources_pb2_1.Incident:
+        """Its TRIGGERED or ACKNOWLEDGED incident; unset when none."""
+
+    @_builtins.property
+    def last_resolved_incident(self) -> _resources_pb2_1.Incident:
+        """Its most recently created RESOLVED incident; unset when none."""
+
+    def __init__(
+        self,
+        *,
+        group_key: _builtins.str = ...,
+        open_incident: _resources_pb2_1.Incident | None = ...,
+        last_resolved_incident: _resources_pb2_1.Incident | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_resolved_incident", b"last_resolved_incident", "open_incident", b"open_incident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_key", b"group_key", "last_resolved_incident", b"last_resolved_incident", "open_incident", b"open_incident"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupIncidents: _TypeAlias = GroupIncidents  # noqa: Y015
+
+@_typing.final
+class BatchGetGroupIncidentsResponse(_message.Message):
+    """BatchGetGroupIncidentsResponse answers every group key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupIncidents]:
+        """One per requested group key, in request order."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___GroupIncidents] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetGroupIncidentsResponse: _TypeAlias = BatchGetGroupIncidentsResponse  # noqa: Y015
 
 @_typing.final
 class ListAlertsRequest(_message.Message):
