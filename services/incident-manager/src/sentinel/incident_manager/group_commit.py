@@ -83,6 +83,7 @@ class RepeatCommitter:
         max_changes: alerts per storage call (storage accepts up to 1000).
         max_entries: timeline entries per storage call (storage accepts up to 1000); also bounds
             the repeats of one alert folded into one write.
+        max_in_flight: flushes written at once (each one storage call per tenant and chunk).
     """
 
     store: IncidentStore
@@ -90,11 +91,13 @@ class RepeatCommitter:
     policy: IncidentPolicy
     max_changes: int = 500
     max_entries: int = 1000
+    max_in_flight: int = 4
     _queue: dict[str, dict[str, list[_Repeat]]] = field(init=False, default_factory=dict)
     _writes: dict[str, list[tuple[AlertWrite, asyncio.Future[Alert]]]] = field(
         init=False, default_factory=dict
     )
     _task: asyncio.Task[None] | None = field(init=False, default=None)
+    _in_flight: set[tuple[str, str]] = field(init=False, default_factory=set)
 
     async def repeat(self, *, tenant: str, candidate: Alert, now: datetime) -> Alert:
         """Fold `candidate` into the cached active alert of its fingerprint, durably.
@@ -140,62 +143,109 @@ class RepeatCommitter:
         return sum(len(r) for by_fingerprint in self._queue.values() for r in by_fingerprint.values())
 
     async def _run(self) -> None:
+        """Dispatch the queue into flushes, up to `max_in_flight` at once (pipelined group commit).
+
+        A flush never carries an alert that a flush in flight is writing: the next write of that
+        alert must build on the version the running one stores.
+        """
+        flushes: set[asyncio.Task[None]] = set()
         try:
             while self._queue or self._writes:
                 # Let the reports already scheduled in this turn of the loop join the flush.
                 await asyncio.sleep(0)
+                while len(flushes) >= self.max_in_flight:
+                    await asyncio.wait(flushes, return_when=asyncio.FIRST_COMPLETED)
+                    flushes = {f for f in flushes if not f.done()}
                 queued, self._queue = self._queue, {}
                 writes, self._writes = self._writes, {}
-                await asyncio.gather(
-                    *(
-                        self._flush(tenant, queued.get(tenant, {}), writes.get(tenant, []))
-                        for tenant in {*queued, *writes}
-                    )
-                )
+                started = self._dispatch(queued, writes)
+                if started is not None:
+                    flushes.add(started)
+                elif flushes:
+                    # Everything queued is being written already: wait for a running flush.
+                    await asyncio.wait(flushes, return_when=asyncio.FIRST_COMPLETED)
+                flushes = {f for f in flushes if not f.done()}
+            if flushes:
+                await asyncio.wait(flushes)
         finally:
             self._task = None
+            if self._queue or self._writes:
+                self._start()  # queued while the last flushes ran down
 
-    async def _flush(
+    def _dispatch(
+        self,
+        queued: dict[str, dict[str, list[_Repeat]]],
+        writes: dict[str, list[tuple[AlertWrite, asyncio.Future[Alert]]]],
+    ) -> asyncio.Task[None] | None:
+        """Plan one flush of what is queued (deferring alerts in flight) and start it."""
+        plans: list[tuple[str, list[_Group], list[AlertWrite]]] = []
+        for tenant in {*queued, *writes}:
+            groups, changes = self._plan_tenant(tenant, queued.get(tenant, {}), writes.get(tenant, []))
+            if groups:
+                plans.append((tenant, groups, changes))
+        if not plans:
+            return None
+        for _, groups, _ in plans:
+            self._in_flight.update(group.key for group in groups)
+        return asyncio.create_task(self._flush(plans), name="alert-group-commit-flush")
+
+    async def _flush(self, plans: list[tuple[str, list[_Group], list[AlertWrite]]]) -> None:
+        try:
+            await asyncio.gather(
+                *(
+                    self._write(tenant, groups[i:j], changes[i:j])
+                    for tenant, groups, changes in plans
+                    for i, j in self._chunks(changes)
+                )
+            )
+        except BaseException as exc:
+            # Never leave a report waiting: whatever went wrong is its answer.
+            for _, groups, _ in plans:
+                for group in groups:
+                    for future in group.futures:
+                        if not future.done():
+                            future.set_exception(
+                                exc
+                                if isinstance(exc, Exception)
+                                else UnavailableError("shutting down; retry")
+                            )
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for _, groups, _ in plans:
+                self._in_flight.difference_update(group.key for group in groups)
+
+    def _plan_tenant(
         self,
         tenant: str,
         queued: dict[str, list[_Repeat]],
         plain: list[tuple[AlertWrite, asyncio.Future[Alert]]],
-    ) -> None:
+    ) -> tuple[list[_Group], list[AlertWrite]]:
+        """The writes of one tenant's queue; alerts in flight (or written twice) wait for the next."""
         groups: list[_Group] = []
-        writes: list[AlertWrite] = []
-        try:
-            written: set[str] = set()
-            for write, future in plain:
-                if write.alert.fingerprint in written:
-                    self._writes.setdefault(tenant, []).append((write, future))  # one write per alert
-                    continue
-                written.add(write.alert.fingerprint)
-                groups.append(_Group((tenant, write.alert.fingerprint), [], plain=future))
-                writes.append(write)
-            for fingerprint, repeats in queued.items():
-                waiting = [r for r in repeats if not r.future.done()]
-                if fingerprint in written or len(waiting) > self.max_entries:
-                    # One write per alert and bounded writes: the rest go in the next flush, in order.
-                    keep = 0 if fingerprint in written else self.max_entries
-                    self._requeue(tenant, fingerprint, waiting[keep:])
-                    waiting = waiting[:keep]
-                planned = self._plan(tenant, fingerprint, waiting)
-                if planned is not None:
-                    groups.append(planned[0])
-                    writes.append(planned[1])
-            await asyncio.gather(
-                *(self._write(tenant, groups[i:j], writes[i:j]) for i, j in self._chunks(writes))
-            )
-        except BaseException as exc:
-            # Never leave a report waiting: whatever went wrong is its answer.
-            futures = [r.future for repeats in queued.values() for r in repeats] + [f for _, f in plain]
-            for future in futures:
-                if not future.done():
-                    future.set_exception(
-                        exc if isinstance(exc, Exception) else UnavailableError("shutting down; retry")
-                    )
-            if not isinstance(exc, Exception):
-                raise
+        changes: list[AlertWrite] = []
+        taken: set[str] = set()
+        for write, future in plain:
+            fingerprint = write.alert.fingerprint
+            if fingerprint in taken or (tenant, fingerprint) in self._in_flight:
+                self._writes.setdefault(tenant, []).append((write, future))
+                continue
+            taken.add(fingerprint)
+            groups.append(_Group((tenant, fingerprint), [], plain=future))
+            changes.append(write)
+        for fingerprint, repeats in queued.items():
+            waiting = [r for r in repeats if not r.future.done()]
+            busy = fingerprint in taken or (tenant, fingerprint) in self._in_flight
+            if busy or len(waiting) > self.max_entries:
+                # One write per alert and bounded writes: the rest go in a later flush, in order.
+                keep = 0 if busy else self.max_entries
+                self._requeue(tenant, fingerprint, waiting[keep:])
+                waiting = waiting[:keep]
+            planned = self._plan(tenant, fingerprint, waiting)
+            if planned is not None:
+                groups.append(planned[0])
+                changes.append(planned[1])
+        return groups, changes
 
     def _requeue(self, tenant: str, fingerprint: str, repeats: list[_Repeat]) -> None:
         pending = self._queue.setdefault(tenant, {}).setdefault(fingerprint, [])
