@@ -5,14 +5,23 @@ Starts storage and incident-manager as processes on a fresh PostgreSQL database
 (SENTINEL_REDIS_URL, else SENTINEL_TEST_REDIS_URL, else embedded). A pool of distinct alerts is
 reported once (so they are active), then separate client processes with concurrent callers send
 ReportAlerts where each alert repeats one of the pool with probability --repeat (0.9) and is a new,
-never-seen alert otherwise (its own service, hence its own group key and incident):
+never-seen alert otherwise (its own service, hence its own group key and incident). Requests are
+pre-encoded (pool alerts once, new alerts from a pre-encoded prefix plus their service), so the
+clients, which share the machine's CPUs with the services, spend little on encoding.
 
-1. peak: as fast as answers come back (alerts/s);
-2. half: at half the measured peak rate, for the latency of a loaded, not saturated, service.
+A call carries --batch alerts, 20 by default: a group of alerts, as Alertmanager's webhook posts
+one group per request. For each batch size (--batch, then 1 alert per call unless --no-single):
 
-noise_reduction = 1 - incidents created / alerts reported over both phases (incidents from GetStats),
-set beside the true duplicate share (reports of an already-active alert / reports), counted by the
-clients. Prints a table and, as its last line, one JSON object.
+1. a 2 s warm-up;
+2. peak: as fast as answers come back (alerts/s);
+3. half: at half the measured peak call rate, for the latency of a loaded, not saturated, service.
+
+Every answer comes after the alert was durably recorded (the service acknowledges only committed
+writes). noise_reduction = 1 - incidents created (the server's GetStats) / alerts reported, over all
+phases, set beside the true duplicate share (reports of an already-active alert / reports), counted
+by the clients. Prints a table and, as its last line, one JSON object: alerts_per_s (peak) and
+p99_ms (half rate) at --batch alerts per call, noise_reduction, incidents, then alerts_per_call,
+true_duplicate_share and the 1-alert-per-call figures alerts_per_s_1_per_call, p99_ms_1_per_call.
 """
 
 from __future__ import annotations

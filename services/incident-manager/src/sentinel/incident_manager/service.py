@@ -1,12 +1,14 @@
 """Incident use cases: alerts in (dedup, grouping, silences), lifecycle, notes, queries, watch.
 
 Consistency: PostgreSQL (through storage) is the truth; every write is conditional on the version
-read, and a lost race is re-read and re-applied. Concurrent reports of one fingerprint are
-serialised in process by a per-fingerprint lock, and across replicas by the `DedupLock` claim
-(Redis SET NX with TTL): only the claimant creates the alert; the others wait for it to appear and
-fold their report into it. Storage's one-open-incident-per-group-key rule (ALREADY_EXISTS,
-OPEN_INCIDENT_EXISTS) makes two replicas that open an incident for one group at once converge on
-one: the loser re-reads and attaches.
+read, and a lost race is re-read and re-applied. A repeat of an alert this replica knows to be
+active needs no read: it joins the group commit (`group_commit.RepeatCommitter`), which folds the
+concurrent repeats of one alert into one conditional write with their timeline entries, and
+answers each report only once that write committed. Any other report is decided under a
+per-fingerprint lock, and across replicas by the `DedupLock` claim (Redis SET NX with TTL): only
+the claimant creates the alert; the others wait for it to appear and fold their report into it.
+Storage's one-open-incident-per-group-key rule (OPEN_INCIDENT_EXISTS) makes two replicas that open
+an incident for one group at once converge on one: the loser re-reads and attaches.
 """
 
 from __future__ import annotations
