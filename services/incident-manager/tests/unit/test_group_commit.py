@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -90,3 +91,18 @@ async def test_new_incidents_and_their_alerts_are_written_together(
     assert len(store.incidents) == 4
     for r in results:
         assert kinds(store, r.alert.incident_id) == [TimelineKind.ALERT_RECEIVED]
+
+
+async def test_the_sweep_reads_firing_alerts_in_bulk_and_checks_only_incidents_that_may_resolve(
+    make_service: Any, store: Any, clock: Any
+) -> None:
+    service = make_service(alert_ttl=timedelta(minutes=10))
+    await report(service, *(firing(service=f"svc-{i}") for i in range(20)))
+    clock.advance(timedelta(minutes=11))
+    await report(service, *(firing(service=f"svc-{i}") for i in range(1, 20)))  # svc-0 fell silent
+    store.calls.clear()
+
+    assert await service.sweep() == 1
+
+    assert store.calls["list_alerts"] == 2  # one bulk page, then svc-0's incident checked on its own
+    assert sorted(i.state.name for i in store.incidents.values()).count("RESOLVED") == 1

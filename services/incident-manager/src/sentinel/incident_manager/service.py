@@ -979,6 +979,10 @@ class IncidentService:
         return resolved
 
     async def _sweep_tenant(self, tenant: str) -> int:
+        # One pass over the tenant's firing alerts (a page per 1000) finds the incidents with an
+        # active alert and no expired one: nothing to do for those. Every other open incident is
+        # checked on its own, as before, so an alert that moved during the pass is never missed.
+        busy = await self._incidents_with_only_active_alerts(tenant)
         resolved = 0
         token = ""
         for _ in range(100):
@@ -986,12 +990,31 @@ class IncidentService:
                 tenant=tenant, query=IncidentQuery(states=OPEN_STATES, page_size=500, page_token=token)
             )
             for incident in page.items:
-                if await self._sweep_incident(tenant, incident):
+                if incident.incident_id not in busy and await self._sweep_incident(tenant, incident):
                     resolved += 1
             token = page.next_page_token
             if not token:
                 break
         return resolved
+
+    async def _incidents_with_only_active_alerts(self, tenant: str) -> set[str]:
+        now = self.clock.now()
+        active: set[str] = set()
+        expired: set[str] = set()
+        token = ""
+        for _ in range(1000):
+            page = await self.store.list_alerts(
+                tenant=tenant,
+                query=AlertQuery(statuses=(AlertStatus.FIRING,), page_size=1000, page_token=token),
+            )
+            for alert in page.items:
+                if alert.incident_id:
+                    expiring = grouping.is_expired(alert, now=now, policy=self.policy)
+                    (expired if expiring else active).add(alert.incident_id)
+            token = page.next_page_token
+            if not token:
+                return active - expired
+        return set()  # too many to tell: check every incident
 
     async def _sweep_incident(self, tenant: str, incident: Incident) -> bool:
         now = self.clock.now()
