@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
-from aiohttp import web
 from incident_http import (  # noqa: F401  (fixtures)
     TEAM_KEY,
     TEAM_TENANT,
@@ -21,13 +20,12 @@ from incident_http import (  # noqa: F401  (fixtures)
     http_incidents,
     keyed_incidents,
     run_amtool,
+    start_incidents,
+    stop_incidents,
 )
 
 from sentinel.incident_manager.domain.model import Incident, IncidentState
-from sentinel.incident_manager.http.server import create_app
 from sentinel.incident_manager.ports import IncidentQuery
-from sentinel.runtime.clock import SystemClock
-from sentinel.runtime.keys import KeyRing
 
 T = TypeVar("T")
 
@@ -359,40 +357,29 @@ async def test_pagerduty_bad_events_name_the_field(keyed_incidents: HttpIncident
 # ---------------------------------------------------------------- overload
 
 
-class _BlockingService:
-    """Stands in for IncidentService: every report waits until released."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.entered = 0
-        self.all_entered = asyncio.Event()
-
-    async def report_alerts(self, *, tenant: str, alerts: list[Any]) -> Any:
-        self.entered += 1
-        if self.entered >= 2:
-            self.all_entered.set()
-        await self.release.wait()
-        raise AssertionError("not reached in this test")
-
-
-async def test_overload_answers_503_with_retry_after() -> None:
-    service = _BlockingService()
-    app = create_app(service, keys=KeyRing({}), clock=SystemClock(), max_in_flight=2)  # type: ignore[arg-type]
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/api/v2/alerts"
+async def test_overload_answers_503_with_retry_after_and_drops_nothing_it_accepted(
+    postgres_dsn: str, redis_url: str, redis_namespace: str
+) -> None:
+    # The real service, admitting one request at a time: a burst of posts overloads it for real.
+    running = await start_incidents(postgres_dsn, redis_url, redis_namespace, http_max_in_flight=1)
+    url = f"{running.url}/api/v2/alerts"
     try:
-        held = [asyncio.create_task(send("POST", url, [{"labels": {"a": "b"}}])) for _ in range(2)]
-        await asyncio.wait_for(service.all_entered.wait(), 10)
-        status, body, headers = await send("POST", url, [{"labels": {"a": "b"}}])
-        assert status == 503 and headers["Retry-After"] == "1" and "overloaded" in body["error"]
+        posts = [
+            [{"labels": {"alertname": "Burst", "service": f"svc-{n}-{i}"}} for i in range(40)]
+            for n in range(10)
+        ]
+        answers = await asyncio.gather(*(send("POST", url, alerts) for alerts in posts))
+
+        refused = [(status, body, headers) for status, body, headers in answers if status == 503]
+        assert refused, "a burst over the admission limit must be refused"
+        for _, body, headers in refused:
+            assert headers["Retry-After"] == "1" and "overloaded" in body["error"]
         health, _, _ = await send("GET", url.replace("/api/v2/alerts", "/-/healthy"))
         assert health == 200
-        service.release.set()
-        for task in held:
-            assert (await task)[0] == 500
+        # Every accepted post was recorded in full; every refused one not at all.
+        accepted = {n for n, (status, _, _) in enumerate(answers) if status == 200}
+        assert accepted and len(accepted) + len(refused) == len(posts)
+        services = {i.service for i in await incidents_of(running, "default", page_size=500)}
+        assert services == {f"svc-{n}-{i}" for n in accepted for i in range(40)}
     finally:
-        service.release.set()
-        await runner.cleanup()
+        await stop_incidents(running)

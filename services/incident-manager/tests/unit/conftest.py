@@ -16,16 +16,24 @@ from sentinel.incident_manager.domain.model import (
     Alert,
     AlertStatus,
     Incident,
+    IncidentState,
     IncidentStats,
     Silence,
     TimelineEntry,
 )
 from sentinel.incident_manager.domain.policy import IncidentPolicy
 from sentinel.incident_manager.domain.silences import matches_all
-from sentinel.incident_manager.ports import AlertQuery, IncidentQuery, Page, SilenceQuery, TimelineQuery
+from sentinel.incident_manager.ports import (
+    AlertQuery,
+    AlertWrite,
+    IncidentQuery,
+    Page,
+    SilenceQuery,
+    TimelineQuery,
+)
 from sentinel.incident_manager.service import IncidentService
 from sentinel.runtime.clock import ManualClock
-from sentinel.runtime.errors import AlreadyExistsError, ConflictError, NotFoundError
+from sentinel.runtime.errors import AlreadyExistsError, ConflictError, NotFoundError, SentinelError
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -69,6 +77,39 @@ class FakeIncidentStore:
         saved = replace(alert, version=(stored.version if stored else 0) + 1)
         self.alerts[(tenant, alert.alert_id)] = saved
         return saved
+
+    async def apply_alert_changes(
+        self, *, tenant: str, writes: Sequence[AlertWrite]
+    ) -> list[Alert | SentinelError]:
+        await self._tick("apply_alert_changes")
+        assert len({w.alert.alert_id for w in writes}) == len(writes), "one write per alert"
+        outcomes: list[Alert | SentinelError] = []
+        for write in writes:
+            stored = self.alerts.get((tenant, write.alert.alert_id))
+            if write.expected_version and stored is None:
+                outcomes.append(NotFoundError("no such alert", reason="ALERT_NOT_FOUND"))
+                continue
+            if write.expected_version and stored is not None and stored.version != write.expected_version:
+                outcomes.append(ConflictError("version differs", reason="VERSION_MISMATCH"))
+                continue
+            new = write.new_incident
+            if new is not None and (tenant, new.incident_id) not in self.incidents:
+                other = self._open_with(tenant, new.group_key, new.incident_id)
+                if other is not None:
+                    outcomes.append(
+                        AlreadyExistsError(
+                            "open incident exists",
+                            reason="OPEN_INCIDENT_EXISTS",
+                            metadata={"incident_id": other.incident_id},
+                        )
+                    )
+                    continue
+                self.incidents[(tenant, new.incident_id)] = replace(new, version=1)
+            saved = replace(write.alert, version=(stored.version if stored else 0) + 1)
+            self.alerts[(tenant, write.alert.alert_id)] = saved
+            self._append(tenant, [e for e in write.entries if (tenant, e.incident_id) in self.incidents])
+            outcomes.append(saved)
+        return outcomes
 
     async def list_alerts(self, *, tenant: str, query: AlertQuery) -> Page[Alert]:
         await self._tick("list_alerts")
@@ -152,6 +193,15 @@ class FakeIncidentStore:
             return self.incidents[(tenant, incident_id)]
         except KeyError:
             raise NotFoundError(f"incident {incident_id} not found", reason="INCIDENT_NOT_FOUND") from None
+
+    async def group_incidents(
+        self, *, tenant: str, group_key: str
+    ) -> tuple[Incident | None, Incident | None]:
+        await self._tick("group_incidents")
+        mine = [i for (t, _), i in self.incidents.items() if t == tenant and i.group_key == group_key]
+        resolved = [i for i in mine if i.state is IncidentState.RESOLVED]
+        resolved.sort(key=lambda i: (i.create_time, i.incident_id), reverse=True)
+        return next((i for i in mine if i.state.is_open), None), (resolved[0] if resolved else None)
 
     async def list_incidents(self, *, tenant: str, query: IncidentQuery) -> Page[Incident]:
         await self._tick("list_incidents")

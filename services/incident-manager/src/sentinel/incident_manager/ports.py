@@ -26,6 +26,7 @@ from sentinel.incident_manager.domain.model import (
     TimelineEntry,
     TimelineKind,
 )
+from sentinel.runtime.errors import SentinelError
 
 T = TypeVar("T")
 
@@ -93,6 +94,18 @@ class SilenceQuery:
     page_token: str = ""
 
 
+@dataclass(frozen=True)
+class AlertWrite:
+    """One alert write of a group commit: `alert` at `expected_version` (0: unconditional) and
+    the timeline entries appended with it, only if it is applied; with `new_incident`, the
+    incident the alert opens, inserted first (version 1) in the same transaction."""
+
+    alert: Alert
+    expected_version: int
+    entries: tuple[TimelineEntry, ...] = ()
+    new_incident: Incident | None = None
+
+
 class IncidentStore(Protocol):
     """Durable alerts, incidents, timelines and silences (the storage service).
 
@@ -113,6 +126,18 @@ class IncidentStore(Protocol):
         """Alerts matching `query`, most recently seen first."""
         ...
 
+    async def apply_alert_changes(
+        self, *, tenant: str, writes: Sequence[AlertWrite]
+    ) -> list[Alert | SentinelError]:
+        """Apply writes of distinct alerts in ONE transaction, acknowledged once committed.
+
+        Per write, in order: the stored alert (new version), or why that write wrote nothing
+        (ConflictError VERSION_MISMATCH, NotFoundError ALERT_NOT_FOUND, AlreadyExistsError
+        OPEN_INCIDENT_EXISTS with metadata "incident_id"); the others are unaffected. Entries of a
+        missing incident are skipped. A new incident already stored (a retry) is kept.
+        """
+        ...
+
     async def create_incident(
         self, *, tenant: str, incident: Incident, entries: Sequence[TimelineEntry]
     ) -> Incident:
@@ -129,6 +154,12 @@ class IncidentStore(Protocol):
         request_id: str = "",
     ) -> Incident:
         """Replace an incident at `expected_version` and append entries, atomically."""
+        ...
+
+    async def group_incidents(
+        self, *, tenant: str, group_key: str
+    ) -> tuple[Incident | None, Incident | None]:
+        """The group's TRIGGERED/ACKNOWLEDGED incident and its newest RESOLVED one (each or None)."""
         ...
 
     async def get_incident(self, *, tenant: str, incident_id: str) -> Incident:

@@ -1,12 +1,14 @@
 """Incident use cases: alerts in (dedup, grouping, silences), lifecycle, notes, queries, watch.
 
 Consistency: PostgreSQL (through storage) is the truth; every write is conditional on the version
-read, and a lost race is re-read and re-applied. Concurrent reports of one fingerprint are
-serialised in process by a per-fingerprint lock, and across replicas by the `DedupLock` claim
-(Redis SET NX with TTL): only the claimant creates the alert; the others wait for it to appear and
-fold their report into it. Storage's one-open-incident-per-group-key rule (ALREADY_EXISTS,
-OPEN_INCIDENT_EXISTS) makes two replicas that open an incident for one group at once converge on
-one: the loser re-reads and attaches.
+read, and a lost race is re-read and re-applied. A repeat of an alert this replica knows to be
+active needs no read: it joins the group commit (`group_commit.RepeatCommitter`), which folds the
+concurrent repeats of one alert into one conditional write with their timeline entries, and
+answers each report only once that write committed. Any other report is decided under a
+per-fingerprint lock, and across replicas by the `DedupLock` claim (Redis SET NX with TTL): only
+the claimant creates the alert; the others wait for it to appear and fold their report into it.
+Storage's one-open-incident-per-group-key rule (OPEN_INCIDENT_EXISTS) makes two replicas that open
+an incident for one group at once converge on one: the loser re-reads and attaches.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import contextlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -37,7 +40,6 @@ from sentinel.incident_manager.domain.model import (
     ChangeType,
     Incident,
     IncidentChange,
-    IncidentState,
     IncidentStats,
     LabelMatcher,
     Outcome,
@@ -52,8 +54,10 @@ from sentinel.incident_manager.domain.policy import IncidentPolicy, Limits
 from sentinel.incident_manager.domain.severity import priority_for
 from sentinel.incident_manager.domain.validate import validate_alert
 from sentinel.incident_manager.domain.watch import WatchFilter
+from sentinel.incident_manager.group_commit import RepeatCommitter
 from sentinel.incident_manager.ports import (
     AlertQuery,
+    AlertWrite,
     DedupLock,
     IncidentFeed,
     IncidentQuery,
@@ -126,6 +130,10 @@ class KeyedLocks:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    def busy(self, key: tuple[str, ...]) -> bool:
+        """Whether someone holds or waits for the lock of `key`."""
+        return key in self._locks
+
     def __len__(self) -> int:
         return len(self._locks)
 
@@ -180,10 +188,12 @@ class IncidentService:
     _alerts: _LruAlerts = field(init=False)
     _silences: dict[str, tuple[float, list[Silence]]] = field(init=False, default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
+    _repeats: RepeatCommitter = field(init=False)
 
     def __post_init__(self) -> None:
         self._alerts = _LruAlerts(self.alert_cache_size)
         self._slots = asyncio.Semaphore(self.report_concurrency)
+        self._repeats = RepeatCommitter(store=self.store, cache=self._alerts, policy=self.policy)
 
     # ------------------------------------------------------------------ alerts in
 
@@ -221,8 +231,57 @@ class IncidentService:
         if not candidates:
             first = errors[0]
             raise InvalidArgumentError(f"alerts[{first.index}].{first.field}", first.reason)
-        results = await asyncio.gather(*(self._report_bounded(tenant, i, alert) for i, alert in candidates))
-        return ReportOutcome(list(results), errors)
+        return ReportOutcome(await self._report_many(tenant, candidates, now), errors)
+
+    async def _report_many(
+        self, tenant: str, candidates: list[tuple[int, Alert]], now: datetime
+    ) -> list[AlertResult]:
+        """Report candidates concurrently; repeats of cached active alerts wait on the group commit
+        directly (a future each, no task), the rest take `_report_one`."""
+        waits: list[Awaitable[AlertResult | Alert]] = []
+        fast: list[bool] = []
+        for _, candidate in candidates:
+            cached = (
+                self._alerts.get((tenant, candidate.fingerprint))
+                if candidate.status is AlertStatus.FIRING
+                else None
+            )
+            is_repeat = cached is not None and grouping.is_active(cached, now=now, policy=self.policy)
+            fast.append(is_repeat)
+            waits.append(
+                self._repeats.submit(tenant=tenant, candidate=candidate, now=now)
+                if is_repeat
+                else self._report_one(tenant, candidate)
+            )
+        outcomes: list[AlertResult | Alert | BaseException] = list(
+            await asyncio.gather(*waits, return_exceptions=True)
+        )
+        again = [k for k, o in enumerate(outcomes) if fast[k] and isinstance(o, ConflictError)]
+        if again:
+            # The cached alert changed before the repeat was written: decide these from storage.
+            retried = await asyncio.gather(
+                *(self._report_one(tenant, candidates[k][1]) for k in again), return_exceptions=True
+            )
+            for k, redone in zip(again, retried, strict=True):
+                outcomes[k] = redone
+        results: list[AlertResult] = []
+        for (index, _), done in zip(candidates, outcomes, strict=True):
+            if isinstance(done, BaseException):
+                raise done
+            result = (
+                AlertResult(index, done, Outcome.DEDUPLICATED, done.silenced_by)
+                if isinstance(done, Alert)
+                else replace(done, index=index)
+            )
+            self._record(result)
+            results.append(result)
+        return results
+
+    def _record(self, result: AlertResult) -> None:
+        self.funnel.record(result.outcome, silenced=bool(result.silence_ids))
+        ALERTS.labels(result.outcome.name.lower()).inc()
+        if result.silence_ids:
+            SUPPRESSED.inc()
 
     async def report_anomaly(
         self, *, tenant: str, anomaly: AnomalyInput, dedup_key: str = "", labels: dict[str, str] | None = None
@@ -241,37 +300,67 @@ class IncidentService:
         return await self._report_bounded(tenant, 0, candidate)
 
     async def _report_bounded(self, tenant: str, index: int, candidate: Alert) -> AlertResult:
-        async with self._slots:
-            return await self._report_one(tenant, index, candidate)
+        result = replace(await self._report_one(tenant, candidate), index=index)
+        self._record(result)
+        return result
 
-    async def _report_one(self, tenant: str, index: int, candidate: Alert) -> AlertResult:
+    async def _report_one(self, tenant: str, candidate: Alert) -> AlertResult:
+        """Repeats of a known active alert take the group commit (no lock, no read); anything else
+        is decided under the fingerprint's lock, at most `report_concurrency` at once."""
         key = (tenant, candidate.fingerprint)
-        async with self._locks.hold(("alert", *key)):
-            for _ in range(self.max_retries):
-                now = self.clock.now()
-                stored = await self._known_alert(tenant, candidate)
+        firing = candidate.status is AlertStatus.FIRING
+        for _ in range(self.max_retries):
+            cached = self._alerts.get(key) if firing else None
+            if cached is not None and grouping.is_active(cached, now=self.clock.now(), policy=self.policy):
                 try:
+                    saved = await self._repeats.repeat(
+                        tenant=tenant, candidate=candidate, now=self.clock.now()
+                    )
+                except ConflictError:
+                    continue  # changed meanwhile (the committer forgot it): re-read and decide again
+                return AlertResult(0, saved, Outcome.DEDUPLICATED, saved.silenced_by)
+            async with self._slots, self._locks.hold(("alert", *key)):
+                cached = self._alerts.get(key) if firing else None
+                if cached is not None and grouping.is_active(
+                    cached, now=self.clock.now(), policy=self.policy
+                ):
+                    continue  # created while we waited for the lock: a repeat after all
+                # Unknown here, so most likely a first firing: read its group's incidents meanwhile.
+                group = (
+                    asyncio.ensure_future(self._group_incidents(tenant, candidate.group_key, ""))
+                    if firing
+                    else None
+                )
+                read, stored = False, None
+                try:
+                    now = self.clock.now()
+                    stored = await self._known_alert(tenant, candidate)
+                    read = True
+                    if (
+                        firing
+                        and stored is not None
+                        and grouping.is_active(stored, now=now, policy=self.policy)
+                    ):
+                        self._alerts.put(key, stored)
+                        continue  # a repeat: group-committed, outside the lock
                     if candidate.status is AlertStatus.RESOLVED:
                         result = await self._resolve_reported(tenant, stored, candidate, now)
-                    elif stored is not None and grouping.is_active(stored, now=now, policy=self.policy):
-                        result = await self._repeat(tenant, stored, candidate, now)
                     else:
-                        result = await self._new_firing(tenant, stored, candidate, now)
+                        result = await self._new_firing(tenant, stored, candidate, now, group)
                 except ConflictError:
                     # Another replica (or a lifecycle change) wrote the alert first: re-read.
                     self._alerts.drop(key)
                     continue
                 except Exception:
-                    if stored is None:
+                    if read and stored is None:
                         # Our create failed: let the next report claim the fingerprint at once.
                         await self.dedup.release(tenant=tenant, fingerprint=candidate.fingerprint)
                     raise
+                finally:
+                    if group is not None:
+                        await _settle(group)
                 self._alerts.put(key, result.alert)
-                self.funnel.record(result.outcome, silenced=bool(result.silence_ids))
-                ALERTS.labels(result.outcome.name.lower()).inc()
-                if result.silence_ids:
-                    SUPPRESSED.inc()
-                return replace(result, index=index)
+                return result
         raise UnavailableError(
             f"alert {candidate.fingerprint} is changing too fast to record; retry", reason="CONTENTION"
         )
@@ -281,10 +370,11 @@ class IncidentService:
         cached = self._alerts.get((tenant, candidate.fingerprint))
         if cached is not None:
             return cached
-        claimed = await self.dedup.claim(
-            tenant=tenant, fingerprint=candidate.fingerprint, ttl_s=self.dedup_ttl_s
+        # Independent: the claim (Redis) and the read (storage) go out together.
+        claimed, stored = await asyncio.gather(
+            self.dedup.claim(tenant=tenant, fingerprint=candidate.fingerprint, ttl_s=self.dedup_ttl_s),
+            self.store.get_alert(tenant=tenant, alert_id=candidate.alert_id),
         )
-        stored = await self.store.get_alert(tenant=tenant, alert_id=candidate.alert_id)
         if claimed or stored is not None:
             return stored
         # Someone else claimed the fingerprint and may still be creating its alert: wait for it.
@@ -299,17 +389,6 @@ class IncidentService:
         if stored is None:
             logger.info("claim on %s never produced an alert; creating it", candidate.fingerprint)
         return stored
-
-    async def _repeat(self, tenant: str, stored: Alert, candidate: Alert, now: datetime) -> AlertResult:
-        saved = await self.store.upsert_alert(
-            tenant=tenant, alert=grouping.repeat(stored, candidate, now=now), expected_version=stored.version
-        )
-        if saved.incident_id:
-            with contextlib.suppress(NotFoundError):
-                await self.store.append_timeline(
-                    tenant=tenant, entries=[timeline.alert_deduplicated(saved.incident_id, saved, now=now)]
-                )
-        return AlertResult(0, saved, Outcome.DEDUPLICATED, saved.silenced_by)
 
     async def _resolve_reported(
         self, tenant: str, stored: Alert | None, candidate: Alert, now: datetime
@@ -378,32 +457,49 @@ class IncidentService:
         return True
 
     async def _new_firing(
-        self, tenant: str, stored: Alert | None, candidate: Alert, now: datetime
+        self,
+        tenant: str,
+        stored: Alert | None,
+        candidate: Alert,
+        now: datetime,
+        group: asyncio.Future[tuple[Incident | None, Incident | None]] | None = None,
     ) -> AlertResult:
         alert = candidate if stored is None else grouping.refire(stored, candidate, now=now)
         expected = stored.version if stored is not None else 0
         muted = silences.silences_for(await self._active_silences(tenant), alert.matcher_labels(), now=now)
         silence = muted[0] if muted else None
         alert = replace(alert, silenced_by=tuple(s.silence_id for s in muted))
-        async with self._locks.hold(("group", tenant, alert.group_key)):
+        group_lock = ("group", tenant, alert.group_key)
+        if self._locks.busy(group_lock) or alert.group_key != candidate.group_key:
+            group = None  # read before another placement in the group finished: read again
+        async with self._locks.hold(group_lock):
             hint = ""
             for _ in range(self.max_retries):
                 try:
-                    return await self._place(tenant, alert, expected, silence, now, hint)
+                    return await self._place(tenant, alert, expected, silence, now, hint, group)
                 except AlreadyExistsError as exists:
                     if exists.reason != "OPEN_INCIDENT_EXISTS":
                         raise
                     hint = exists.metadata.get("incident_id", "")
                 except _IncidentMoved:
                     hint = ""
+                group = None  # the prefetched read served the first attempt only
                 now = self.clock.now()
         raise UnavailableError(f"group {alert.group_key} is changing too fast; retry", reason="CONTENTION")
 
     async def _place(
-        self, tenant: str, alert: Alert, expected: int, silence: Silence | None, now: datetime, hint: str
+        self,
+        tenant: str,
+        alert: Alert,
+        expected: int,
+        silence: Silence | None,
+        now: datetime,
+        hint: str,
+        group: asyncio.Future[tuple[Incident | None, Incident | None]] | None = None,
     ) -> AlertResult:
-        open_incident = await self._open_incident(tenant, alert.group_key, hint)
-        last_resolved = None if open_incident else await self._last_incident(tenant, alert.group_key)
+        open_incident, last_resolved = await (
+            group if group is not None else self._group_incidents(tenant, alert.group_key, hint)
+        )
         pending: list[Alert] = []
         if open_incident is None and self.policy.min_alerts > 1:
             pending = await self._pending_alerts(tenant, alert, now)
@@ -426,31 +522,40 @@ class IncidentService:
             assert last_resolved is not None
             incident = await self._join(tenant, last_resolved, alert, now, silence, reopen=True)
             outcome = Outcome.REOPENED
+        elif not pending:
+            # The incident, its first entries and the alert: one change of the group commit.
+            incident, entries = self._new_incident(alert, now, silence, pending)
+            saved = await self._repeats.write(
+                tenant=tenant,
+                write=AlertWrite(
+                    replace(alert, incident_id=incident.incident_id),
+                    expected_version=expected,
+                    entries=tuple(entries),
+                    new_incident=incident,
+                ),
+            )
+            self._publish(tenant, ChangeType.CREATED, replace(incident, version=1), entries, now)
+            return AlertResult(0, saved, Outcome.SUPPRESSED if muted else Outcome.NEW_INCIDENT, muted)
         else:
             incident = await self._create(tenant, alert, now, silence, pending)
             outcome = Outcome.NEW_INCIDENT
-        saved = await self.store.upsert_alert(
-            tenant=tenant, alert=replace(alert, incident_id=incident.incident_id), expected_version=expected
+        saved = await self._repeats.write(
+            tenant=tenant,
+            write=AlertWrite(replace(alert, incident_id=incident.incident_id), expected_version=expected),
         )
         return AlertResult(0, saved, Outcome.SUPPRESSED if muted else outcome, muted)
 
-    async def _open_incident(self, tenant: str, group_key: str, hint: str) -> Incident | None:
+    async def _group_incidents(
+        self, tenant: str, group_key: str, hint: str
+    ) -> tuple[Incident | None, Incident | None]:
+        """The group's open incident, else (None, its newest resolved one)."""
         if hint:
             with contextlib.suppress(NotFoundError):
                 incident = await self.store.get_incident(tenant=tenant, incident_id=hint)
                 if incident.state.is_open:
-                    return incident
-        page = await self.store.list_incidents(
-            tenant=tenant, query=IncidentQuery(states=OPEN_STATES, group_key=group_key, page_size=1)
-        )
-        return page.items[0] if page.items else None
-
-    async def _last_incident(self, tenant: str, group_key: str) -> Incident | None:
-        page = await self.store.list_incidents(
-            tenant=tenant,
-            query=IncidentQuery(states=(IncidentState.RESOLVED,), group_key=group_key, page_size=1),
-        )
-        return page.items[0] if page.items else None
+                    return incident, None
+        open_incident, last_resolved = await self.store.group_incidents(tenant=tenant, group_key=group_key)
+        return (open_incident, None) if open_incident is not None else (None, last_resolved)
 
     async def _pending_alerts(self, tenant: str, alert: Alert, now: datetime) -> list[Alert]:
         page = await self.store.list_alerts(
@@ -496,9 +601,10 @@ class IncidentService:
         self._publish(tenant, ChangeType.UPDATED, saved, entries, now)
         return saved
 
-    async def _create(
-        self, tenant: str, alert: Alert, now: datetime, silence: Silence | None, pending: list[Alert]
-    ) -> Incident:
+    def _new_incident(
+        self, alert: Alert, now: datetime, silence: Silence | None, pending: list[Alert]
+    ) -> tuple[Incident, list[TimelineEntry]]:
+        """The incident `alert` opens (with the pending alerts of its group) and its first entries."""
         incident = grouping.new_incident(
             alert, incident_id=self._new_id("inc_"), now=now, silence=silence, others=tuple(pending)
         )
@@ -508,6 +614,12 @@ class IncidentService:
         ]
         if silence is not None:
             entries.append(self._suppressed_entry(incident.incident_id, silence, alert, now))
+        return incident, entries
+
+    async def _create(
+        self, tenant: str, alert: Alert, now: datetime, silence: Silence | None, pending: list[Alert]
+    ) -> Incident:
+        incident, entries = self._new_incident(alert, now, silence, pending)
         saved = await self.store.create_incident(tenant=tenant, incident=incident, entries=entries)
         for member in pending:
             with contextlib.suppress(ConflictError):
@@ -867,6 +979,10 @@ class IncidentService:
         return resolved
 
     async def _sweep_tenant(self, tenant: str) -> int:
+        # One pass over the tenant's firing alerts (a page per 1000) finds the incidents with an
+        # active alert and no expired one: nothing to do for those. Every other open incident is
+        # checked on its own, as before, so an alert that moved during the pass is never missed.
+        busy = await self._incidents_with_only_active_alerts(tenant)
         resolved = 0
         token = ""
         for _ in range(100):
@@ -874,12 +990,31 @@ class IncidentService:
                 tenant=tenant, query=IncidentQuery(states=OPEN_STATES, page_size=500, page_token=token)
             )
             for incident in page.items:
-                if await self._sweep_incident(tenant, incident):
+                if incident.incident_id not in busy and await self._sweep_incident(tenant, incident):
                     resolved += 1
             token = page.next_page_token
             if not token:
                 break
         return resolved
+
+    async def _incidents_with_only_active_alerts(self, tenant: str) -> set[str]:
+        now = self.clock.now()
+        active: set[str] = set()
+        expired: set[str] = set()
+        token = ""
+        for _ in range(1000):
+            page = await self.store.list_alerts(
+                tenant=tenant,
+                query=AlertQuery(statuses=(AlertStatus.FIRING,), page_size=1000, page_token=token),
+            )
+            for alert in page.items:
+                if alert.incident_id:
+                    expiring = grouping.is_expired(alert, now=now, policy=self.policy)
+                    (expired if expiring else active).add(alert.incident_id)
+            token = page.next_page_token
+            if not token:
+                return active - expired
+        return set()  # too many to tell: check every incident
 
     async def _sweep_incident(self, tenant: str, incident: Incident) -> bool:
         now = self.clock.now()
@@ -1140,6 +1275,14 @@ class IncidentService:
         # Time-ordered (milliseconds, hex) then random: ids sort by creation, never collide.
         millis = int(self.clock.now().timestamp() * 1000)
         return f"{prefix}{millis:012x}{secrets.token_hex(8)}"
+
+
+async def _settle(future: asyncio.Future[Any]) -> None:
+    """Cancel `future` if still running; never leave its exception unretrieved."""
+    if not future.done():
+        future.cancel()
+    with contextlib.suppress(BaseException):
+        await future
 
 
 class _IncidentMoved(Exception):

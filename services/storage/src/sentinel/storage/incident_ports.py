@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from sentinel.storage.domain.incidents import (
+    AlertChange,
+    AlertChangeResult,
     AlertFilter,
     AlertRecord,
     IncidentFilter,
@@ -36,8 +38,24 @@ class IncidentRecords(Protocol):
         """Insert or replace (conditionally, when expected_version > 0); returns (stored, created)."""
         ...
 
+    async def apply_alert_changes(
+        self, *, tenant: str, changes: Sequence[AlertChange], now_us: int
+    ) -> list[AlertChangeResult]:
+        """Every change (upsert as upsert_alert, then its entries if applied) in ONE transaction."""
+        ...
+
     async def get_alert(self, *, tenant: str, alert_id: str = "", fingerprint: str = "") -> Stored:
         """By id, or the most recently seen alert with the fingerprint."""
+        ...
+
+    async def get_alerts(self, *, tenant: str, alert_ids: Sequence[str]) -> dict[str, Stored]:
+        """The stored alerts among `alert_ids`, by id (missing ones left out)."""
+        ...
+
+    async def group_incidents(
+        self, *, tenant: str, group_keys: Sequence[str]
+    ) -> dict[str, tuple[Stored | None, Stored | None]]:
+        """Per group key: its open incident and its newest resolved one (each None if none)."""
         ...
 
     async def list_alerts(self, *, tenant: str, filter: AlertFilter, page: PagePlan) -> StoredPage:

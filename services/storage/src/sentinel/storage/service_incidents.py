@@ -6,9 +6,11 @@ import dataclasses
 from collections.abc import Sequence
 
 from sentinel.runtime.clock import Clock
-from sentinel.runtime.errors import InvalidArgumentError
+from sentinel.runtime.errors import InvalidArgumentError, NotFoundError
 from sentinel.storage.domain import incidents as domain
 from sentinel.storage.domain.incidents import (
+    AlertChange,
+    AlertChangeResult,
     AlertFilter,
     AlertRecord,
     IncidentFilter,
@@ -50,15 +52,42 @@ class IncidentRecordsService:
             tenant=tenant, alert=alert, expected_version=expected_version, now_us=self._now_us()
         )
 
-    async def get_alert(self, *, tenant: str, alert_id: str, fingerprint: str) -> Stored:
-        """By id, or the most recently seen alert with a fingerprint."""
+    async def apply_alert_changes(
+        self, *, tenant: str, changes: Sequence[AlertChange]
+    ) -> list[AlertChangeResult]:
+        """Apply alert writes and their timeline entries in one transaction; results in order."""
+        domain.validate_alert_changes(changes)
+        return await self._records.apply_alert_changes(tenant=tenant, changes=changes, now_us=self._now_us())
+
+    async def get_alert(
+        self, *, tenant: str, alert_id: str, fingerprint: str, allow_missing: bool = False
+    ) -> Stored | None:
+        """By id, or the most recently seen alert with a fingerprint (None if missing and allowed)."""
         if not alert_id and not fingerprint:
             raise InvalidArgumentError("key", "give alert_id or fingerprint")
         if alert_id:
             domain.validate_key(alert_id, "alert_id")
         elif len(fingerprint) > domain.MAX_KEY:
             raise InvalidArgumentError("fingerprint", f"at most {domain.MAX_KEY} characters")
-        return await self._records.get_alert(tenant=tenant, alert_id=alert_id, fingerprint=fingerprint)
+        try:
+            return await self._records.get_alert(tenant=tenant, alert_id=alert_id, fingerprint=fingerprint)
+        except NotFoundError:
+            if allow_missing:
+                return None
+            raise
+
+    async def get_alerts(self, *, tenant: str, alert_ids: Sequence[str]) -> dict[str, Stored]:
+        """The stored alerts among 1..MAX_CHANGES ids, by id (missing ones left out)."""
+        _check_keys(alert_ids, "alert_ids", limit=domain.MAX_ID)
+        return await self._records.get_alerts(tenant=tenant, alert_ids=alert_ids)
+
+    async def group_incidents(
+        self, *, tenant: str, group_keys: Sequence[str]
+    ) -> list[tuple[str, Stored | None, Stored | None]]:
+        """Per group key, in order: its open incident and its newest resolved one (None if none)."""
+        _check_keys(group_keys, "group_keys", limit=domain.MAX_KEY)
+        found = await self._records.group_incidents(tenant=tenant, group_keys=group_keys)
+        return [(key, *found.get(key, (None, None))) for key in group_keys]
 
     async def list_alerts(self, *, tenant: str, filter: AlertFilter) -> StoredPage:
         """Alerts matching every filter, most recently seen first."""
@@ -226,6 +255,16 @@ class IncidentRecordsService:
         await self._records.delete_policy(
             tenant=tenant, kind=kind, policy_id=policy_id, expected_version=expected_version
         )
+
+
+def _check_keys(keys: Sequence[str], field: str, *, limit: int) -> None:
+    if not keys:
+        raise InvalidArgumentError(field, "at least one is required")
+    if len(keys) > domain.MAX_CHANGES:
+        raise InvalidArgumentError(field, f"has {len(keys)} entries; at most {domain.MAX_CHANGES}")
+    for i, key in enumerate(keys):
+        if not key or len(key) > limit:
+            raise InvalidArgumentError(f"{field}[{i}]", f"must be 1..{limit} characters")
 
 
 def _kind(kind: PolicyKind | None) -> PolicyKind:

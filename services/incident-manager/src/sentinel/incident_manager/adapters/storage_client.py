@@ -8,6 +8,7 @@ storage's statuses, with their `google.rpc.ErrorInfo` reason and metadata, into 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -17,9 +18,17 @@ from google.rpc import error_details_pb2, status_pb2
 from sentinel.api.common.v1 import common_pb2
 from sentinel.api.storage.v1 import storage_service_pb2 as pb
 from sentinel.api.storage.v1 import storage_service_pb2_grpc
+from sentinel.incident_manager.adapters.batching import Coalescer
 from sentinel.incident_manager.domain.model import Alert, Incident, IncidentStats, Silence, TimelineEntry
 from sentinel.incident_manager.grpc import convert
-from sentinel.incident_manager.ports import AlertQuery, IncidentQuery, Page, SilenceQuery, TimelineQuery
+from sentinel.incident_manager.ports import (
+    AlertQuery,
+    AlertWrite,
+    IncidentQuery,
+    Page,
+    SilenceQuery,
+    TimelineQuery,
+)
 from sentinel.runtime.auth import peer_metadata
 from sentinel.runtime.channels import call_with_retry
 from sentinel.runtime.errors import (
@@ -91,6 +100,10 @@ class GrpcIncidentStore:
         self._stub = storage_service_pb2_grpc.StorageServiceStub(channel)
         self._service_key = service_key
         self._deadline_s = deadline_s
+        self._alerts: Coalescer[str, Alert] = Coalescer(self._get_alerts)
+        self._groups: Coalescer[str, tuple[Incident | None, Incident | None]] = Coalescer(
+            self._group_incidents
+        )
 
     async def _call(self, rpc: str, request: Any, tenant: str) -> Any:
         method: Callable[..., Awaitable[Any]] = getattr(self._stub, rpc)
@@ -105,11 +118,34 @@ class GrpcIncidentStore:
             raise domain_error(exc, rpc) from None
 
     async def get_alert(self, *, tenant: str, alert_id: str) -> Alert | None:
-        try:
-            response = await self._call("GetAlert", pb.GetAlertRequest(alert_id=alert_id), tenant)
-        except NotFoundError:
-            return None
-        return convert.alert_from_proto(response.alert)
+        # Concurrent lookups (first reports of many alerts) share one BatchGetAlerts call.
+        return await self._alerts.get(tenant, alert_id)
+
+    async def _get_alerts(self, tenant: str, alert_ids: Sequence[str]) -> dict[str, Alert]:
+        request = pb.BatchGetAlertsRequest(alert_ids=alert_ids)
+        response = await self._call("BatchGetAlerts", request, tenant)
+        return {a.alert_id: convert.alert_from_proto(a) for a in response.alerts}
+
+    async def group_incidents(
+        self, *, tenant: str, group_key: str
+    ) -> tuple[Incident | None, Incident | None]:
+        found = await self._groups.get(tenant, group_key)
+        return found if found is not None else (None, None)
+
+    async def _group_incidents(
+        self, tenant: str, group_keys: Sequence[str]
+    ) -> dict[str, tuple[Incident | None, Incident | None]]:
+        request = pb.BatchGetGroupIncidentsRequest(group_keys=group_keys)
+        response = await self._call("BatchGetGroupIncidents", request, tenant)
+        return {
+            g.group_key: (
+                convert.incident_from_proto(g.open_incident) if g.HasField("open_incident") else None,
+                convert.incident_from_proto(g.last_resolved_incident)
+                if g.HasField("last_resolved_incident")
+                else None,
+            )
+            for g in response.groups
+        }
 
     async def upsert_alert(self, *, tenant: str, alert: Alert, expected_version: int) -> Alert:
         request = pb.UpsertAlertRequest(
@@ -117,6 +153,56 @@ class GrpcIncidentStore:
         )
         response = await self._call("UpsertAlert", request, tenant)
         return convert.alert_from_proto(response.alert)
+
+    async def apply_alert_changes(
+        self, *, tenant: str, writes: Sequence[AlertWrite]
+    ) -> list[Alert | SentinelError]:
+        request = pb.ApplyAlertChangesRequest(
+            changes=[
+                pb.AlertChange(
+                    alert=convert.alert_to_proto(w.alert),
+                    expected_version=w.expected_version,
+                    timeline_entries=[convert.entry_to_proto(e) for e in w.entries],
+                    new_incident=convert.incident_to_proto(w.new_incident) if w.new_incident else None,
+                )
+                for w in writes
+            ]
+        )
+        response = await self._call("ApplyAlertChanges", request, tenant)
+        if len(response.results) != len(writes):
+            raise SentinelError(
+                f"storage answered {len(response.results)} results for {len(writes)} alert changes",
+                reason="STORAGE_ERROR",
+            )
+        outcomes: list[Alert | SentinelError] = []
+        for write, result in zip(writes, response.results, strict=True):
+            alert_id = write.alert.alert_id
+            if result.status == pb.ALERT_CHANGE_STATUS_APPLIED:
+                outcomes.append(replace(write.alert, version=result.version))
+            elif result.status == pb.ALERT_CHANGE_STATUS_VERSION_MISMATCH:
+                outcomes.append(
+                    ConflictError(
+                        f"alert {alert_id!r} is at version {result.version}, not {write.expected_version}; "
+                        "re-read and retry",
+                        reason="VERSION_MISMATCH",
+                        metadata={"version": str(result.version)},
+                    )
+                )
+            elif result.status == pb.ALERT_CHANGE_STATUS_ALERT_NOT_FOUND:
+                outcomes.append(NotFoundError(f"no alert {alert_id!r}", reason="ALERT_NOT_FOUND"))
+            elif result.status == pb.ALERT_CHANGE_STATUS_OPEN_INCIDENT_EXISTS:
+                outcomes.append(
+                    AlreadyExistsError(
+                        f"incident {result.incident_id!r} is already open for this group key",
+                        reason="OPEN_INCIDENT_EXISTS",
+                        metadata={"incident_id": result.incident_id},
+                    )
+                )
+            else:
+                raise SentinelError(
+                    f"storage answered alert change status {result.status}", reason="STORAGE_ERROR"
+                )
+        return outcomes
 
     async def list_alerts(self, *, tenant: str, query: AlertQuery) -> Page[Alert]:
         request = pb.ListAlertsRequest(

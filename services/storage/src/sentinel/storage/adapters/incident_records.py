@@ -9,6 +9,7 @@ database.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,11 +26,15 @@ from sentinel.runtime.errors import (
 from sentinel.storage.adapters.postgres import Database
 from sentinel.storage.domain.incidents import (
     OPEN_STATES,
+    AlertChange,
+    AlertChangeResult,
+    AlertChangeStatus,
     AlertFilter,
     AlertRecord,
     Durations,
     IncidentFilter,
     IncidentRecord,
+    IncidentState,
     IncidentStats,
     PagePlan,
     PolicyKind,
@@ -202,25 +207,7 @@ class PostgresIncidentRecords:
     async def upsert_alert(
         self, *, tenant: str, alert: AlertRecord, expected_version: int, now_us: int
     ) -> tuple[Stored, bool]:
-        last_seen = alert.last_seen_us if alert.last_seen_us is not None else alert.first_seen_us
-        last_seen = now_us if last_seen is None else last_seen
-        first_seen = last_seen if alert.first_seen_us is None else alert.first_seen_us
-        values = [
-            tenant,
-            alert.alert_id,
-            alert.fingerprint,
-            alert.group_key,
-            alert.incident_id,
-            alert.status,
-            alert.service,
-            alert.model,
-            json.dumps(dict(alert.labels), ensure_ascii=False),
-            _at(first_seen),
-            _at(last_seen),
-            alert.duplicate_count,
-            alert.silenced,
-            alert.body,
-        ]
+        values = [tenant, *_alert_values(alert, now_us)]
         sets = (
             "fingerprint = $3, group_key = $4, incident_id = $5, status = $6, service = $7, model = $8, "
             "labels = $9::jsonb, first_seen_time = $10, last_seen_time = $11, duplicate_count = $12, "
@@ -262,6 +249,21 @@ class PostgresIncidentRecords:
                 )
         return Stored(alert.body, version=version), False
 
+    async def apply_alert_changes(
+        self, *, tenant: str, changes: Sequence[AlertChange], now_us: int
+    ) -> list[AlertChangeResult]:
+        # Two transactions writing overlapping alerts in different orders may deadlock; PostgreSQL
+        # aborts one, which is simply run again (nothing of it was committed).
+        async with self._database.connection() as connection:
+            for attempt in range(_DEADLOCK_RETRIES):
+                try:
+                    async with connection.transaction():
+                        return await _apply_alert_changes(connection, tenant, changes, now_us)
+                except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                    if attempt == _DEADLOCK_RETRIES - 1:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def get_alert(self, *, tenant: str, alert_id: str = "", fingerprint: str = "") -> Stored:
         async with self._database.connection() as connection:
             if alert_id:
@@ -280,6 +282,43 @@ class PostgresIncidentRecords:
         if row is None:
             raise NotFoundError("no such alert", reason="ALERT_NOT_FOUND")
         return _versioned(row)
+
+    async def get_alerts(self, *, tenant: str, alert_ids: Sequence[str]) -> dict[str, Stored]:
+        async with self._database.connection() as connection:
+            rows = await connection.fetch(
+                "SELECT alert_id, body, version FROM alerts "
+                "WHERE tenant_id = $1 AND alert_id = ANY($2::text[])",
+                tenant,
+                list(alert_ids),
+            )
+        return {row["alert_id"]: _versioned(row) for row in rows}
+
+    async def group_incidents(
+        self, *, tenant: str, group_keys: Sequence[str]
+    ) -> dict[str, tuple[Stored | None, Stored | None]]:
+        async with self._database.connection() as connection:
+            rows = await connection.fetch(
+                f"""
+                (SELECT {_INCIDENT_OUT}, group_key, true AS open FROM incidents
+                 WHERE tenant_id = $1 AND group_key = ANY($2::text[]) AND state IN {_OPEN})
+                UNION ALL
+                (SELECT DISTINCT ON (group_key) {_INCIDENT_OUT}, group_key, false AS open FROM incidents
+                 WHERE tenant_id = $1 AND group_key = ANY($2::text[]) AND state = $3
+                 ORDER BY group_key, create_time DESC, incident_id DESC)
+                """,
+                tenant,
+                list(dict.fromkeys(group_keys)),
+                int(IncidentState.RESOLVED),
+            )
+        found: dict[str, tuple[Stored | None, Stored | None]] = {}
+        for row in rows:
+            open_incident, resolved = found.get(row["group_key"], (None, None))
+            if row["open"]:
+                open_incident = _timed(row)
+            else:
+                resolved = _timed(row)
+            found[row["group_key"]] = (open_incident, resolved)
+        return found
 
     async def list_alerts(self, *, tenant: str, filter: AlertFilter, page: PagePlan) -> StoredPage:
         sql = _Sql(tenant)
@@ -710,20 +749,234 @@ class PostgresIncidentRecords:
         )
 
 
+_DEADLOCK_RETRIES = 5
+_ALERT_SETS = (
+    "fingerprint = {0}.fingerprint, group_key = {0}.group_key, incident_id = {0}.incident_id, "
+    "status = {0}.status, service = {0}.service, model = {0}.model, labels = {0}.labels::jsonb, "
+    "first_seen_time = {0}.first_seen_time, last_seen_time = {0}.last_seen_time, "
+    "duplicate_count = {0}.duplicate_count, silenced = {0}.silenced, body = {0}.body"
+)
+# The alert columns after tenant_id, as unnest() parameters $2..$14 (one array per column).
+_ALERT_UNNEST = (
+    "unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::text[], $8::text[], "
+    "$9::text[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::boolean[], $14::bytea[]{extra}) "
+    "AS t(alert_id, fingerprint, group_key, incident_id, status, service, model, labels, "
+    "first_seen_time, last_seen_time, duplicate_count, silenced, body{extra_names})"
+)
+
+
+def _alert_values(alert: AlertRecord, now_us: int) -> list[Any]:
+    """alert_id and the columns after it, as upsert_alert writes them (times filled in)."""
+    last_seen = alert.last_seen_us if alert.last_seen_us is not None else alert.first_seen_us
+    last_seen = now_us if last_seen is None else last_seen
+    first_seen = last_seen if alert.first_seen_us is None else alert.first_seen_us
+    return [
+        alert.alert_id,
+        alert.fingerprint,
+        alert.group_key,
+        alert.incident_id,
+        alert.status,
+        alert.service,
+        alert.model,
+        json.dumps(dict(alert.labels), ensure_ascii=False),
+        _at(first_seen),
+        _at(last_seen),
+        alert.duplicate_count,
+        alert.silenced,
+        alert.body,
+    ]
+
+
+def _columns(changes: Sequence[AlertChange], now_us: int) -> list[list[Any]]:
+    """The alerts of `changes` as one list per column (unnest's arrays)."""
+    return [list(column) for column in zip(*(_alert_values(c.alert, now_us) for c in changes), strict=True)]
+
+
+async def _apply_alert_changes(
+    connection: asyncpg.Connection, tenant: str, changes: Sequence[AlertChange], now_us: int
+) -> list[AlertChangeResult]:
+    """The statements of apply_alert_changes, inside its transaction: a few per call, not per change."""
+    index = {change.alert.alert_id: i for i, change in enumerate(changes)}
+    results: list[AlertChangeResult | None] = [None] * len(changes)
+    opening = [(i, c.new_incident) for i, c in enumerate(changes) if c.new_incident is not None]
+    if opening:
+        refused = await _insert_new_incidents(connection, tenant, [inc for _, inc in opening], now_us)
+        for i, incident in opening:
+            if incident.incident_id in refused:
+                results[i] = AlertChangeResult(
+                    AlertChangeStatus.OPEN_INCIDENT_EXISTS, incident_id=refused[incident.incident_id]
+                )
+    go_on = [c for i, c in enumerate(changes) if results[i] is None]
+    conditional = [c for c in go_on if c.expected_version > 0]
+    unconditional = [c for c in go_on if c.expected_version == 0]
+    if conditional:
+        rows = await connection.fetch(
+            f"UPDATE alerts a SET {_ALERT_SETS.format('t')}, version = a.version + 1 "
+            f"FROM {_ALERT_UNNEST.format(extra=', $15::bigint[]', extra_names=', expected_version')} "
+            "WHERE a.tenant_id = $1 AND a.alert_id = t.alert_id AND a.version = t.expected_version "
+            "RETURNING a.alert_id, a.version",
+            tenant,
+            *_columns(conditional, now_us),
+            [c.expected_version for c in conditional],
+        )
+        for row in rows:
+            results[index[row["alert_id"]]] = AlertChangeResult(AlertChangeStatus.APPLIED, row["version"])
+        missed = [c.alert.alert_id for c in conditional if results[index[c.alert.alert_id]] is None]
+        if missed:
+            current = {
+                row["alert_id"]: row["version"]
+                for row in await connection.fetch(
+                    "SELECT alert_id, version FROM alerts "
+                    "WHERE tenant_id = $1 AND alert_id = ANY($2::text[])",
+                    tenant,
+                    missed,
+                )
+            }
+            for alert_id in missed:
+                version = current.get(alert_id)
+                results[index[alert_id]] = (
+                    AlertChangeResult(AlertChangeStatus.ALERT_NOT_FOUND)
+                    if version is None
+                    else AlertChangeResult(AlertChangeStatus.VERSION_MISMATCH, version)
+                )
+    if unconditional:
+        rows = await connection.fetch(
+            f"""
+            INSERT INTO alerts (tenant_id, alert_id, fingerprint, group_key, incident_id, status, service,
+                                model, labels, first_seen_time, last_seen_time, duplicate_count, silenced,
+                                body, version)
+            SELECT $1, t.alert_id, t.fingerprint, t.group_key, t.incident_id, t.status, t.service, t.model,
+                   t.labels::jsonb, t.first_seen_time, t.last_seen_time, t.duplicate_count, t.silenced,
+                   t.body, 1
+            FROM {_ALERT_UNNEST.format(extra="", extra_names="")}
+            ON CONFLICT (tenant_id, alert_id) DO UPDATE SET {_ALERT_SETS.format("excluded")},
+                version = alerts.version + 1
+            RETURNING alert_id, version, (xmax = 0) AS inserted
+            """,
+            tenant,
+            *_columns(unconditional, now_us),
+        )
+        for row in rows:
+            results[index[row["alert_id"]]] = AlertChangeResult(
+                AlertChangeStatus.APPLIED, row["version"], created=bool(row["inserted"])
+            )
+    owner: dict[str, int] = {}
+    entries: list[TimelineRecord] = []
+    for i, change in enumerate(changes):
+        result = results[i]
+        if result is not None and result.status is AlertChangeStatus.APPLIED:
+            for entry in change.timeline:
+                owner[entry.entry_id] = i
+                entries.append(entry)
+    if entries:
+        appended = [0] * len(changes)
+        for entry_id in await _insert_timeline_rows(connection, tenant, entries, skip_missing_incidents=True):
+            appended[owner[entry_id]] += 1
+        results = [
+            r if r is None or not appended[i] else dataclasses.replace(r, timeline_appended=appended[i])
+            for i, r in enumerate(results)
+        ]
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+async def _insert_new_incidents(
+    connection: asyncpg.Connection, tenant: str, incidents: Sequence[IncidentRecord], now_us: int
+) -> dict[str, str]:
+    """Insert the changes' new incidents in one statement, earlier ones first; one already stored
+    (a retry) is kept. Returns the refused ones (another open incident has their group key): their
+    id -> that incident's id."""
+    rows = []
+    for incident in incidents:
+        values = _incident_values(incident, now_us)
+        values[11] = _at(now_us if incident.create_us is None else incident.create_us)
+        values[9] = json.dumps(values[9])  # assignees: unnest() cannot take an array of arrays
+        rows.append([incident.incident_id, *values])
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    inserted = {
+        row["incident_id"]
+        for row in await connection.fetch(
+            f"""
+            INSERT INTO incidents (tenant_id, incident_id, {_INCIDENT_COLUMNS}, version)
+            SELECT $1, t.incident_id, t.group_key, t.state, t.severity, t.priority, t.service, t.model,
+                   t.labels::jsonb, t.title, t.description,
+                   ARRAY(SELECT jsonb_array_elements_text(t.assignees::jsonb)), t.first_fingerprint,
+                   t.create_time, t.update_time, t.acknowledge_time, t.resolve_time,
+                   t.next_escalation_time, t.body, 1
+            FROM unnest($2::text[], $3::text[], $4::smallint[], $5::smallint[], $6::smallint[], $7::text[],
+                        $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                        $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[],
+                        $18::timestamptz[], $19::bytea[])
+                 WITH ORDINALITY AS t(incident_id, group_key, state, severity, priority, service, model,
+                                      labels, title, description, assignees, first_fingerprint,
+                                      create_time, update_time, acknowledge_time, resolve_time,
+                                      next_escalation_time, body, n)
+            ORDER BY t.n
+            ON CONFLICT DO NOTHING
+            RETURNING incident_id
+            """,
+            tenant,
+            *columns,
+        )
+    }
+    skipped = [incident for incident in incidents if incident.incident_id not in inserted]
+    if not skipped:
+        return {}
+    stored = {
+        row["incident_id"]
+        for row in await connection.fetch(
+            "SELECT incident_id FROM incidents WHERE tenant_id = $1 AND incident_id = ANY($2::text[])",
+            tenant,
+            [incident.incident_id for incident in skipped],
+        )
+    }
+    refused = [incident for incident in skipped if incident.incident_id not in stored]
+    if not refused:
+        return {}
+    open_of = {
+        row["group_key"]: row["incident_id"]
+        for row in await connection.fetch(
+            f"SELECT group_key, incident_id FROM incidents WHERE tenant_id = $1 "
+            f"AND group_key = ANY($2::text[]) AND state IN {_OPEN}",
+            tenant,
+            [incident.group_key for incident in refused],
+        )
+    }
+    return {incident.incident_id: open_of.get(incident.group_key, "") for incident in refused}
+
+
 async def _insert_timeline(
     connection: asyncpg.Connection, tenant: str, entries: Sequence[TimelineRecord]
 ) -> int:
     """Insert entries in order, skipping entry_ids already stored; returns how many were new."""
     if not entries:
         return 0
+    return len(await _insert_timeline_rows(connection, tenant, entries))
+
+
+async def _insert_timeline_rows(
+    connection: asyncpg.Connection,
+    tenant: str,
+    entries: Sequence[TimelineRecord],
+    *,
+    skip_missing_incidents: bool = False,
+) -> list[str]:
+    """Insert entries in order, skipping entry_ids already stored (and, if asked, entries of
+    incidents that do not exist, instead of failing); returns the entry_ids stored."""
+    existing = (
+        "WHERE EXISTS (SELECT 1 FROM incidents i WHERE i.tenant_id = $1 AND i.incident_id = t.incident_id)"
+        if skip_missing_incidents
+        else ""
+    )
     rows = await connection.fetch(
-        """
+        f"""
         INSERT INTO timeline_entries (tenant_id, entry_id, incident_id, event_time, kind, to_value,
                                       attributes, body)
         SELECT $1, t.entry_id, t.incident_id, t.event_time, t.kind, t.to_value, t.attributes::jsonb, t.body
         FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::smallint[], $6::text[], $7::text[],
                     $8::bytea[]) WITH ORDINALITY AS t(entry_id, incident_id, event_time, kind, to_value,
                                                       attributes, body, n)
+        {existing}
         ORDER BY t.n
         ON CONFLICT (tenant_id, entry_id) DO NOTHING
         RETURNING entry_id
@@ -737,7 +990,7 @@ async def _insert_timeline(
         [json.dumps(dict(e.attributes), ensure_ascii=False) for e in entries],
         [e.body for e in entries],
     )
-    return len(rows)
+    return [row["entry_id"] for row in rows]
 
 
 async def _open_incident_exists(

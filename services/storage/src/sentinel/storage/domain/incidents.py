@@ -31,6 +31,7 @@ MAX_LABEL_VALUE = 500
 MAX_ASSIGNEES = 100
 MAX_BODY = 1 << 20  # serialized message
 MAX_BATCH = 1_000  # timeline entries per call
+MAX_CHANGES = 1_000  # alert changes per ApplyAlertChanges
 MAX_QUERY = 1_000  # text search
 MAX_STATS_RANGE_US = 90 * 86_400 * 1_000_000
 DEFAULT_PAGE_SIZE = 100
@@ -95,6 +96,36 @@ class AlertRecord:
     last_seen_us: int | None = None
     duplicate_count: int = 0
     silenced: bool = False
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """One alert write of a group commit: the alert (conditionally) and its timeline entries."""
+
+    alert: AlertRecord
+    expected_version: int
+    timeline: tuple[TimelineRecord, ...] = ()
+    new_incident: IncidentRecord | None = None
+
+
+class AlertChangeStatus(enum.IntEnum):
+    """storage.v1.AlertChangeStatus."""
+
+    APPLIED = 1
+    VERSION_MISMATCH = 2
+    ALERT_NOT_FOUND = 3
+    OPEN_INCIDENT_EXISTS = 4
+
+
+@dataclass(frozen=True)
+class AlertChangeResult:
+    """What one change did: APPLIED at `version`, or nothing (the stored version, 0 if none)."""
+
+    status: AlertChangeStatus
+    version: int = 0
+    created: bool = False
+    timeline_appended: int = 0
+    incident_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -349,6 +380,42 @@ def validate_alert(alert: AlertRecord, expected_version: int) -> None:
     _body(alert.body, "alert")
     if expected_version < 0:
         raise InvalidArgumentError("expected_version", "must not be negative")
+
+
+def validate_alert_changes(changes: Sequence[AlertChange]) -> None:
+    """1..MAX_CHANGES changes of distinct alerts, at most MAX_BATCH entries in all, each valid.
+
+    Raises:
+        InvalidArgumentError: naming the field ("changes[i].alert.<field>", ...).
+    """
+    if not changes:
+        raise InvalidArgumentError("changes", "at least one change is required")
+    if len(changes) > MAX_CHANGES:
+        raise InvalidArgumentError("changes", f"has {len(changes)} changes; at most {MAX_CHANGES}")
+    entries = sum(len(change.timeline) for change in changes)
+    if entries > MAX_BATCH:
+        raise InvalidArgumentError("changes", f"carry {entries} timeline entries; at most {MAX_BATCH}")
+    seen: set[str] = set()
+    incidents: set[str] = set()
+    for i, change in enumerate(changes):
+        try:
+            validate_alert(change.alert, change.expected_version)
+        except InvalidArgumentError as bad:
+            raise InvalidArgumentError(f"changes[{i}].{bad.field}", bad.problem) from None
+        if change.alert.alert_id in seen:
+            raise InvalidArgumentError(f"changes[{i}].alert.alert_id", "appears in another change")
+        seen.add(change.alert.alert_id)
+        if change.new_incident is not None:
+            try:
+                validate_incident(change.new_incident)
+            except InvalidArgumentError as bad:
+                raise InvalidArgumentError(f"changes[{i}].new_{bad.field}", bad.problem) from None
+            if change.new_incident.incident_id in incidents:
+                raise InvalidArgumentError(
+                    f"changes[{i}].new_incident.incident_id", "appears in another change"
+                )
+            incidents.add(change.new_incident.incident_id)
+        validate_timeline(change.timeline, f"changes[{i}].timeline_entries", incident_id=None)
 
 
 def validate_incident(incident: IncidentRecord) -> None:

@@ -17,6 +17,8 @@ from sentinel.api.incident.v1 import resources_pb2 as incident_pb2
 from sentinel.api.storage.v1 import resources_pb2, storage_service_pb2
 from sentinel.runtime.errors import InvalidArgumentError
 from sentinel.storage.domain.incidents import (
+    AlertChange,
+    AlertChangeResult,
     AlertFilter,
     AlertRecord,
     Durations,
@@ -98,9 +100,16 @@ def _duration(unix_micro: int | None) -> Duration | None:
     return Duration(seconds=unix_micro // 1_000_000, nanos=unix_micro % 1_000_000 * 1_000)
 
 
+_KNOWN: dict[int, frozenset[int]] = {}
+
+
 def _enum(value: int, wrapper: Any, path: str) -> int:
     """A known value of a proto enum (the contract's number); proto3 accepts unknown ones."""
-    if value not in wrapper.values():
+    # wrapper.values() builds a new list on every call: remember each enum's values once.
+    known = _KNOWN.get(id(wrapper))
+    if known is None:
+        known = _KNOWN[id(wrapper)] = frozenset(wrapper.values())
+    if value not in known:
         raise InvalidArgumentError(path, f"unknown value {value}")
     return value
 
@@ -152,6 +161,41 @@ def alert_record(alert: incident_pb2.Alert) -> AlertRecord:
         last_seen_us=_us(alert, "last_seen_time"),
         duplicate_count=alert.duplicate_count,
         silenced=len(alert.silenced_by) > 0,
+    )
+
+
+def alert_changes(request: storage_service_pb2.ApplyAlertChangesRequest) -> tuple[AlertChange, ...]:
+    changes = []
+    for i, change in enumerate(request.changes):
+        try:
+            alert = alert_record(change.alert)
+        except InvalidArgumentError as bad:
+            raise InvalidArgumentError(f"changes[{i}].{bad.field}", bad.problem) from None
+        timeline = timeline_records(change.timeline_entries, f"changes[{i}].timeline_entries")
+        incident = None
+        if change.HasField("new_incident"):
+            try:
+                incident = incident_record(change.new_incident)
+            except InvalidArgumentError as bad:
+                raise InvalidArgumentError(f"changes[{i}].new_{bad.field}", bad.problem) from None
+        changes.append(AlertChange(alert, change.expected_version, timeline, incident))
+    return tuple(changes)
+
+
+def apply_alert_changes_response(
+    results: Iterable[AlertChangeResult],
+) -> storage_service_pb2.ApplyAlertChangesResponse:
+    return storage_service_pb2.ApplyAlertChangesResponse(
+        results=[
+            storage_service_pb2.AlertChangeResult(
+                status=int(r.status),  # type: ignore[arg-type]
+                version=r.version,
+                created=r.created,
+                timeline_appended=r.timeline_appended,
+                incident_id=r.incident_id,
+            )
+            for r in results
+        ]
     )
 
 
@@ -214,6 +258,21 @@ def incident_message(stored: Stored) -> incident_pb2.Incident:
     _fill(incident, "create_time", stored.create_us)
     _fill(incident, "update_time", stored.update_us)
     return incident
+
+
+def group_incidents_response(
+    groups: Iterable[tuple[str, Stored | None, Stored | None]],
+) -> storage_service_pb2.BatchGetGroupIncidentsResponse:
+    return storage_service_pb2.BatchGetGroupIncidentsResponse(
+        groups=[
+            storage_service_pb2.GroupIncidents(
+                group_key=key,
+                open_incident=incident_message(open_incident) if open_incident is not None else None,
+                last_resolved_incident=incident_message(resolved) if resolved is not None else None,
+            )
+            for key, open_incident, resolved in groups
+        ]
+    )
 
 
 def timeline_records(

@@ -30,11 +30,36 @@ class IncidentRecordsRpcs:
         )
         return pb.UpsertAlertResponse(alert=convert.alert_message(stored), created=created)
 
+    async def ApplyAlertChanges(
+        self, request: pb.ApplyAlertChangesRequest, context: Context
+    ) -> pb.ApplyAlertChangesResponse:
+        results = await self._records.apply_alert_changes(
+            tenant=current_tenant(), changes=convert.alert_changes(request)
+        )
+        return convert.apply_alert_changes_response(results)
+
     async def GetAlert(self, request: pb.GetAlertRequest, context: Context) -> pb.GetAlertResponse:
         stored = await self._records.get_alert(
-            tenant=current_tenant(), alert_id=request.alert_id, fingerprint=request.fingerprint
+            tenant=current_tenant(),
+            alert_id=request.alert_id,
+            fingerprint=request.fingerprint,
+            allow_missing=request.allow_missing,
         )
-        return pb.GetAlertResponse(alert=convert.alert_message(stored))
+        return pb.GetAlertResponse(alert=convert.alert_message(stored) if stored is not None else None)
+
+    async def BatchGetAlerts(
+        self, request: pb.BatchGetAlertsRequest, context: Context
+    ) -> pb.BatchGetAlertsResponse:
+        found = await self._records.get_alerts(tenant=current_tenant(), alert_ids=list(request.alert_ids))
+        return pb.BatchGetAlertsResponse(alerts=[convert.alert_message(stored) for stored in found.values()])
+
+    async def BatchGetGroupIncidents(
+        self, request: pb.BatchGetGroupIncidentsRequest, context: Context
+    ) -> pb.BatchGetGroupIncidentsResponse:
+        groups = await self._records.group_incidents(
+            tenant=current_tenant(), group_keys=list(request.group_keys)
+        )
+        return convert.group_incidents_response(groups)
 
     async def ListAlerts(self, request: pb.ListAlertsRequest, context: Context) -> pb.ListAlertsResponse:
         page = await self._records.list_alerts(tenant=current_tenant(), filter=convert.alert_filter(request))

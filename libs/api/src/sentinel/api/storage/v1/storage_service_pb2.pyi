@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from sentinel.api.common.v1 import common_pb2 as _common_pb2
 from sentinel.api.incident.v1 import resources_pb2 as _resources_pb2_1
 from sentinel.api.storage.v1 import resources_pb2 as _resources_pb2
@@ -22,6 +23,42 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AlertChangeStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertChangeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertChangeStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_CHANGE_STATUS_UNSPECIFIED: _AlertChangeStatus.ValueType  # 0
+    """Not used."""
+    ALERT_CHANGE_STATUS_APPLIED: _AlertChangeStatus.ValueType  # 1
+    """The alert is stored at the result's version, its timeline entries appended."""
+    ALERT_CHANGE_STATUS_VERSION_MISMATCH: _AlertChangeStatus.ValueType  # 2
+    """The stored alert is at the result's version, not expected_version: nothing was written."""
+    ALERT_CHANGE_STATUS_ALERT_NOT_FOUND: _AlertChangeStatus.ValueType  # 3
+    """expected_version was set but no such alert exists: nothing was written."""
+    ALERT_CHANGE_STATUS_OPEN_INCIDENT_EXISTS: _AlertChangeStatus.ValueType  # 4
+    """new_incident's group key has another open incident (named in incident_id): nothing was
+    written.
+    """
+
+class AlertChangeStatus(_AlertChangeStatus, metaclass=_AlertChangeStatusEnumTypeWrapper):
+    """AlertChangeStatus is what happened to one change of ApplyAlertChanges."""
+
+ALERT_CHANGE_STATUS_UNSPECIFIED: AlertChangeStatus.ValueType  # 0
+"""Not used."""
+ALERT_CHANGE_STATUS_APPLIED: AlertChangeStatus.ValueType  # 1
+"""The alert is stored at the result's version, its timeline entries appended."""
+ALERT_CHANGE_STATUS_VERSION_MISMATCH: AlertChangeStatus.ValueType  # 2
+"""The stored alert is at the result's version, not expected_version: nothing was written."""
+ALERT_CHANGE_STATUS_ALERT_NOT_FOUND: AlertChangeStatus.ValueType  # 3
+"""expected_version was set but no such alert exists: nothing was written."""
+ALERT_CHANGE_STATUS_OPEN_INCIDENT_EXISTS: AlertChangeStatus.ValueType  # 4
+"""new_incident's group key has another open incident (named in incident_id): nothing was
+written.
+"""
+Global___AlertChangeStatus: _TypeAlias = AlertChangeStatus  # noqa: Y015
 
 @_typing.final
 class WriteSamplesRequest(_message.Message):
@@ -509,6 +546,138 @@ class UpsertAlertResponse(_message.Message):
 Global___UpsertAlertResponse: _TypeAlias = UpsertAlertResponse  # noqa: Y015
 
 @_typing.final
+class AlertChange(_message.Message):
+    """AlertChange is one alert write of ApplyAlertChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    TIMELINE_ENTRIES_FIELD_NUMBER: _builtins.int
+    NEW_INCIDENT_FIELD_NUMBER: _builtins.int
+    expected_version: _builtins.int
+    """Required stored version; 0 means unconditional (insert or replace)."""
+    @_builtins.property
+    def alert(self) -> _resources_pb2_1.Alert:
+        """The alert, stored as given (as in UpsertAlertRequest); alert_id is the key."""
+
+    @_builtins.property
+    def timeline_entries(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.TimelineEntry]:
+        """Entries appended in the same transaction, only if the alert write succeeds; each with a
+        client-chosen entry_id and its incident_id.
+        """
+
+    @_builtins.property
+    def new_incident(self) -> _resources_pb2_1.Incident:
+        """An incident to insert (version 1) first, in the same transaction, as CreateIncident does: the
+        one the alert opens. If its incident_id is already stored (a retry of a committed change) it
+        is kept as stored; if another TRIGGERED/ACKNOWLEDGED incident has its group_key, the change
+        is answered OPEN_INCIDENT_EXISTS and writes nothing.
+        """
+
+    def __init__(
+        self,
+        *,
+        alert: _resources_pb2_1.Alert | None = ...,
+        expected_version: _builtins.int = ...,
+        timeline_entries: _abc.Iterable[_resources_pb2_1.TimelineEntry] | None = ...,
+        new_incident: _resources_pb2_1.Incident | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "new_incident", b"new_incident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "expected_version", b"expected_version", "new_incident", b"new_incident", "timeline_entries", b"timeline_entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertChange: _TypeAlias = AlertChange  # noqa: Y015
+
+@_typing.final
+class ApplyAlertChangesRequest(_message.Message):
+    """ApplyAlertChangesRequest carries the changes to apply together."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlertChange]:
+        """1..1000 changes, each of a different alert_id, with at most 1000 timeline entries in all."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___AlertChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAlertChangesRequest: _TypeAlias = ApplyAlertChangesRequest  # noqa: Y015
+
+@_typing.final
+class AlertChangeResult(_message.Message):
+    """AlertChangeResult is the outcome of one change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    TIMELINE_APPENDED_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    status: Global___AlertChangeStatus.ValueType
+    """What happened."""
+    version: _builtins.int
+    """APPLIED: the alert's new version; VERSION_MISMATCH: its stored version; else 0."""
+    created: _builtins.bool
+    """True when APPLIED inserted the alert, false when it replaced it."""
+    timeline_appended: _builtins.int
+    """Timeline entries stored by this change (not already stored, incident existing)."""
+    incident_id: _builtins.str
+    """OPEN_INCIDENT_EXISTS: the open incident of new_incident's group key."""
+    def __init__(
+        self,
+        *,
+        status: Global___AlertChangeStatus.ValueType = ...,
+        version: _builtins.int = ...,
+        created: _builtins.bool = ...,
+        timeline_appended: _builtins.int = ...,
+        incident_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "incident_id", b"incident_id", "status", b"status", "timeline_appended", b"timeline_appended", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertChangeResult: _TypeAlias = AlertChangeResult  # noqa: Y015
+
+@_typing.final
+class ApplyAlertChangesResponse(_message.Message):
+    """ApplyAlertChangesResponse answers every change, in request order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlertChangeResult]:
+        """One result per change of the request, in the same order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___AlertChangeResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAlertChangesResponse: _TypeAlias = ApplyAlertChangesResponse  # noqa: Y015
+
+@_typing.final
 class GetAlertRequest(_message.Message):
     """GetAlertRequest names the alert to return."""
 
@@ -516,19 +685,25 @@ class GetAlertRequest(_message.Message):
 
     ALERT_ID_FIELD_NUMBER: _builtins.int
     FINGERPRINT_FIELD_NUMBER: _builtins.int
+    ALLOW_MISSING_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     """The alert id."""
     fingerprint: _builtins.str
     """A fingerprint: returns the most recently seen alert with it."""
+    allow_missing: _builtins.bool
+    """When true, no such alert answers OK with the alert unset instead of NOT_FOUND: the cheap
+    existence check of an alert's first report.
+    """
     def __init__(
         self,
         *,
         alert_id: _builtins.str = ...,
         fingerprint: _builtins.str = ...,
+        allow_missing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "fingerprint", b"fingerprint", "key", b"key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "fingerprint", b"fingerprint", "key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "allow_missing", b"allow_missing", "fingerprint", b"fingerprint", "key", b"key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_key: _TypeAlias = _typing.Literal["alert_id", "fingerprint"]  # noqa: Y015
     _WhichOneofArgType_key: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
@@ -545,7 +720,7 @@ class GetAlertResponse(_message.Message):
     ALERT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def alert(self) -> _resources_pb2_1.Alert:
-        """The alert."""
+        """The alert; unset only when allow_missing was set and there is none."""
 
     def __init__(
         self,
@@ -559,6 +734,136 @@ class GetAlertResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAlertResponse: _TypeAlias = GetAlertResponse  # noqa: Y015
+
+@_typing.final
+class BatchGetAlertsRequest(_message.Message):
+    """BatchGetAlertsRequest names the alerts to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alert_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1..1000 alert ids."""
+
+    def __init__(
+        self,
+        *,
+        alert_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_ids", b"alert_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetAlertsRequest: _TypeAlias = BatchGetAlertsRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetAlertsResponse(_message.Message):
+    """BatchGetAlertsResponse carries the alerts found."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.Alert]:
+        """The stored alerts among the requested ids, in no particular order."""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[_resources_pb2_1.Alert] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetAlertsResponse: _TypeAlias = BatchGetAlertsResponse  # noqa: Y015
+
+@_typing.final
+class BatchGetGroupIncidentsRequest(_message.Message):
+    """BatchGetGroupIncidentsRequest names the group keys to look up."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def group_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1..1000 group keys."""
+
+    def __init__(
+        self,
+        *,
+        group_keys: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_keys", b"group_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetGroupIncidentsRequest: _TypeAlias = BatchGetGroupIncidentsRequest  # noqa: Y015
+
+@_typing.final
+class GroupIncidents(_message.Message):
+    """GroupIncidents is what one group key has."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_KEY_FIELD_NUMBER: _builtins.int
+    OPEN_INCIDENT_FIELD_NUMBER: _builtins.int
+    LAST_RESOLVED_INCIDENT_FIELD_NUMBER: _builtins.int
+    group_key: _builtins.str
+    """The group key."""
+    @_builtins.property
+    def open_incident(self) -> _resources_pb2_1.Incident:
+        """Its TRIGGERED or ACKNOWLEDGED incident; unset when none."""
+
+    @_builtins.property
+    def last_resolved_incident(self) -> _resources_pb2_1.Incident:
+        """Its most recently created RESOLVED incident; unset when none."""
+
+    def __init__(
+        self,
+        *,
+        group_key: _builtins.str = ...,
+        open_incident: _resources_pb2_1.Incident | None = ...,
+        last_resolved_incident: _resources_pb2_1.Incident | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_resolved_incident", b"last_resolved_incident", "open_incident", b"open_incident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_key", b"group_key", "last_resolved_incident", b"last_resolved_incident", "open_incident", b"open_incident"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupIncidents: _TypeAlias = GroupIncidents  # noqa: Y015
+
+@_typing.final
+class BatchGetGroupIncidentsResponse(_message.Message):
+    """BatchGetGroupIncidentsResponse answers every group key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupIncidents]:
+        """One per requested group key, in request order."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___GroupIncidents] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetGroupIncidentsResponse: _TypeAlias = BatchGetGroupIncidentsResponse  # noqa: Y015
 
 @_typing.final
 class ListAlertsRequest(_message.Message):

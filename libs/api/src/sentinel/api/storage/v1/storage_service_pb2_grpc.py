@@ -82,10 +82,25 @@ class StorageServiceStub:
                 request_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertRequest.SerializeToString,
                 response_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertResponse.FromString,
                 _registered_method=True)
+        self.ApplyAlertChanges = channel.unary_unary(
+                '/sentinel.api.storage.v1.StorageService/ApplyAlertChanges',
+                request_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesRequest.SerializeToString,
+                response_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesResponse.FromString,
+                _registered_method=True)
         self.GetAlert = channel.unary_unary(
                 '/sentinel.api.storage.v1.StorageService/GetAlert',
                 request_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.GetAlertRequest.SerializeToString,
                 response_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.GetAlertResponse.FromString,
+                _registered_method=True)
+        self.BatchGetAlerts = channel.unary_unary(
+                '/sentinel.api.storage.v1.StorageService/BatchGetAlerts',
+                request_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetAlertsRequest.SerializeToString,
+                response_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetAlertsResponse.FromString,
+                _registered_method=True)
+        self.BatchGetGroupIncidents = channel.unary_unary(
+                '/sentinel.api.storage.v1.StorageService/BatchGetGroupIncidents',
+                request_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetGroupIncidentsRequest.SerializeToString,
+                response_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetGroupIncidentsResponse.FromString,
                 _registered_method=True)
         self.ListAlerts = channel.unary_unary(
                 '/sentinel.api.storage.v1.StorageService/ListAlerts',
@@ -262,11 +277,53 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyAlertChanges(self, request, context):
+        """ApplyAlertChanges applies many alert writes in one transaction (group commit) and answers
+        per change, in request order. Each change may first insert the incident its alert opens (as
+        CreateIncident), then upserts one alert exactly as UpsertAlert does (conditionally when
+        expected_version is set) and appends its timeline entries with it; a change whose version
+        check or incident insert fails writes nothing and is answered VERSION_MISMATCH,
+        ALERT_NOT_FOUND or OPEN_INCIDENT_EXISTS without failing the others (re-read and retry that
+        one). Timeline entries naming an incident that does not exist are skipped and counted.
+        Idempotent by entry_id, like AppendTimelineEntries. The whole call is acknowledged only once
+        committed. Errors: INVALID_ARGUMENT (no changes, more than 1000 changes or 1000 timeline
+        entries, one alert_id or incident_id twice, a change invalid as in UpsertAlert,
+        CreateIncident or AppendTimelineEntries; "field" names it), RESOURCE_EXHAUSTED (overload;
+        retry with backoff), UNAVAILABLE (PostgreSQL unreachable; nothing or everything was written:
+        retry the same changes, whose stale expected versions then answer VERSION_MISMATCH).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAlert(self, request, context):
-        """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
-        Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
+        """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint (with
+        allow_missing, no alert when there is none). Errors: INVALID_ARGUMENT (no key given),
+        NOT_FOUND (reason "ALERT_NOT_FOUND", unless allow_missing),
         RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
         retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetAlerts(self, request, context):
+        """BatchGetAlerts returns the stored alerts among the given ids, in no particular order; an id
+        with no alert is left out. Lets a client coalesce the reads of concurrent first reports.
+        Errors: INVALID_ARGUMENT (no ids, more than 1000, an id empty or too long),
+        RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
+        retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetGroupIncidents(self, request, context):
+        """BatchGetGroupIncidents returns, for each group key in request order, its TRIGGERED or
+        ACKNOWLEDGED incident (at most one exists) and its most recently created RESOLVED incident,
+        each if any: what placing a new alert of the group reads. Errors: INVALID_ARGUMENT (no keys,
+        more than 1000, a key empty or too long), RESOURCE_EXHAUSTED (overload; retry with
+        backoff), UNAVAILABLE (PostgreSQL unreachable; retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -467,10 +524,25 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     request_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertRequest.FromString,
                     response_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.UpsertAlertResponse.SerializeToString,
             ),
+            'ApplyAlertChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyAlertChanges,
+                    request_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesRequest.FromString,
+                    response_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesResponse.SerializeToString,
+            ),
             'GetAlert': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAlert,
                     request_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.GetAlertRequest.FromString,
                     response_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.GetAlertResponse.SerializeToString,
+            ),
+            'BatchGetAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetAlerts,
+                    request_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetAlertsRequest.FromString,
+                    response_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetAlertsResponse.SerializeToString,
+            ),
+            'BatchGetGroupIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetGroupIncidents,
+                    request_deserializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetGroupIncidentsRequest.FromString,
+                    response_serializer=sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetGroupIncidentsResponse.SerializeToString,
             ),
             'ListAlerts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAlerts,
@@ -761,6 +833,33 @@ class StorageService:
             _registered_method=True)
 
     @staticmethod
+    def ApplyAlertChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.api.storage.v1.StorageService/ApplyAlertChanges',
+            sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesRequest.SerializeToString,
+            sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.ApplyAlertChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetAlert(request,
             target,
             options=(),
@@ -777,6 +876,60 @@ class StorageService:
             '/sentinel.api.storage.v1.StorageService/GetAlert',
             sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.GetAlertRequest.SerializeToString,
             sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.GetAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.api.storage.v1.StorageService/BatchGetAlerts',
+            sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetAlertsRequest.SerializeToString,
+            sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetGroupIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.api.storage.v1.StorageService/BatchGetGroupIncidents',
+            sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetGroupIncidentsRequest.SerializeToString,
+            sentinel_dot_api_dot_storage_dot_v1_dot_storage__service__pb2.BatchGetGroupIncidentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

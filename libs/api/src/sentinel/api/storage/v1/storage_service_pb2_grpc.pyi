@@ -100,11 +100,41 @@ class StorageServiceStub:
     RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
     safe to retry).
     """
+    ApplyAlertChanges: _grpc.UnaryUnaryMultiCallable[_storage_service_pb2.ApplyAlertChangesRequest, _storage_service_pb2.ApplyAlertChangesResponse]
+    """ApplyAlertChanges applies many alert writes in one transaction (group commit) and answers
+    per change, in request order. Each change may first insert the incident its alert opens (as
+    CreateIncident), then upserts one alert exactly as UpsertAlert does (conditionally when
+    expected_version is set) and appends its timeline entries with it; a change whose version
+    check or incident insert fails writes nothing and is answered VERSION_MISMATCH,
+    ALERT_NOT_FOUND or OPEN_INCIDENT_EXISTS without failing the others (re-read and retry that
+    one). Timeline entries naming an incident that does not exist are skipped and counted.
+    Idempotent by entry_id, like AppendTimelineEntries. The whole call is acknowledged only once
+    committed. Errors: INVALID_ARGUMENT (no changes, more than 1000 changes or 1000 timeline
+    entries, one alert_id or incident_id twice, a change invalid as in UpsertAlert,
+    CreateIncident or AppendTimelineEntries; "field" names it), RESOURCE_EXHAUSTED (overload;
+    retry with backoff), UNAVAILABLE (PostgreSQL unreachable; nothing or everything was written:
+    retry the same changes, whose stale expected versions then answer VERSION_MISMATCH).
+    """
     GetAlert: _grpc.UnaryUnaryMultiCallable[_storage_service_pb2.GetAlertRequest, _storage_service_pb2.GetAlertResponse]
-    """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
-    Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
+    """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint (with
+    allow_missing, no alert when there is none). Errors: INVALID_ARGUMENT (no key given),
+    NOT_FOUND (reason "ALERT_NOT_FOUND", unless allow_missing),
     RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
     retry).
+    """
+    BatchGetAlerts: _grpc.UnaryUnaryMultiCallable[_storage_service_pb2.BatchGetAlertsRequest, _storage_service_pb2.BatchGetAlertsResponse]
+    """BatchGetAlerts returns the stored alerts among the given ids, in no particular order; an id
+    with no alert is left out. Lets a client coalesce the reads of concurrent first reports.
+    Errors: INVALID_ARGUMENT (no ids, more than 1000, an id empty or too long),
+    RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
+    retry).
+    """
+    BatchGetGroupIncidents: _grpc.UnaryUnaryMultiCallable[_storage_service_pb2.BatchGetGroupIncidentsRequest, _storage_service_pb2.BatchGetGroupIncidentsResponse]
+    """BatchGetGroupIncidents returns, for each group key in request order, its TRIGGERED or
+    ACKNOWLEDGED incident (at most one exists) and its most recently created RESOLVED incident,
+    each if any: what placing a new alert of the group reads. Errors: INVALID_ARGUMENT (no keys,
+    more than 1000, a key empty or too long), RESOURCE_EXHAUSTED (overload; retry with
+    backoff), UNAVAILABLE (PostgreSQL unreachable; retry).
     """
     ListAlerts: _grpc.UnaryUnaryMultiCallable[_storage_service_pb2.ListAlertsRequest, _storage_service_pb2.ListAlertsResponse]
     """ListAlerts returns alerts matching all given filters, most recently seen first, paginated.
@@ -276,11 +306,41 @@ class StorageServiceAsyncStub(StorageServiceStub):
     RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
     safe to retry).
     """
+    ApplyAlertChanges: _aio.UnaryUnaryMultiCallable[_storage_service_pb2.ApplyAlertChangesRequest, _storage_service_pb2.ApplyAlertChangesResponse]  # type: ignore[assignment]
+    """ApplyAlertChanges applies many alert writes in one transaction (group commit) and answers
+    per change, in request order. Each change may first insert the incident its alert opens (as
+    CreateIncident), then upserts one alert exactly as UpsertAlert does (conditionally when
+    expected_version is set) and appends its timeline entries with it; a change whose version
+    check or incident insert fails writes nothing and is answered VERSION_MISMATCH,
+    ALERT_NOT_FOUND or OPEN_INCIDENT_EXISTS without failing the others (re-read and retry that
+    one). Timeline entries naming an incident that does not exist are skipped and counted.
+    Idempotent by entry_id, like AppendTimelineEntries. The whole call is acknowledged only once
+    committed. Errors: INVALID_ARGUMENT (no changes, more than 1000 changes or 1000 timeline
+    entries, one alert_id or incident_id twice, a change invalid as in UpsertAlert,
+    CreateIncident or AppendTimelineEntries; "field" names it), RESOURCE_EXHAUSTED (overload;
+    retry with backoff), UNAVAILABLE (PostgreSQL unreachable; nothing or everything was written:
+    retry the same changes, whose stale expected versions then answer VERSION_MISMATCH).
+    """
     GetAlert: _aio.UnaryUnaryMultiCallable[_storage_service_pb2.GetAlertRequest, _storage_service_pb2.GetAlertResponse]  # type: ignore[assignment]
-    """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
-    Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
+    """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint (with
+    allow_missing, no alert when there is none). Errors: INVALID_ARGUMENT (no key given),
+    NOT_FOUND (reason "ALERT_NOT_FOUND", unless allow_missing),
     RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
     retry).
+    """
+    BatchGetAlerts: _aio.UnaryUnaryMultiCallable[_storage_service_pb2.BatchGetAlertsRequest, _storage_service_pb2.BatchGetAlertsResponse]  # type: ignore[assignment]
+    """BatchGetAlerts returns the stored alerts among the given ids, in no particular order; an id
+    with no alert is left out. Lets a client coalesce the reads of concurrent first reports.
+    Errors: INVALID_ARGUMENT (no ids, more than 1000, an id empty or too long),
+    RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
+    retry).
+    """
+    BatchGetGroupIncidents: _aio.UnaryUnaryMultiCallable[_storage_service_pb2.BatchGetGroupIncidentsRequest, _storage_service_pb2.BatchGetGroupIncidentsResponse]  # type: ignore[assignment]
+    """BatchGetGroupIncidents returns, for each group key in request order, its TRIGGERED or
+    ACKNOWLEDGED incident (at most one exists) and its most recently created RESOLVED incident,
+    each if any: what placing a new alert of the group reads. Errors: INVALID_ARGUMENT (no keys,
+    more than 1000, a key empty or too long), RESOURCE_EXHAUSTED (overload; retry with
+    backoff), UNAVAILABLE (PostgreSQL unreachable; retry).
     """
     ListAlerts: _aio.UnaryUnaryMultiCallable[_storage_service_pb2.ListAlertsRequest, _storage_service_pb2.ListAlertsResponse]  # type: ignore[assignment]
     """ListAlerts returns alerts matching all given filters, most recently seen first, paginated.
@@ -493,15 +553,63 @@ class StorageServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def ApplyAlertChanges(
+        self,
+        request: _storage_service_pb2.ApplyAlertChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_storage_service_pb2.ApplyAlertChangesResponse, _abc.Awaitable[_storage_service_pb2.ApplyAlertChangesResponse]]:
+        """ApplyAlertChanges applies many alert writes in one transaction (group commit) and answers
+        per change, in request order. Each change may first insert the incident its alert opens (as
+        CreateIncident), then upserts one alert exactly as UpsertAlert does (conditionally when
+        expected_version is set) and appends its timeline entries with it; a change whose version
+        check or incident insert fails writes nothing and is answered VERSION_MISMATCH,
+        ALERT_NOT_FOUND or OPEN_INCIDENT_EXISTS without failing the others (re-read and retry that
+        one). Timeline entries naming an incident that does not exist are skipped and counted.
+        Idempotent by entry_id, like AppendTimelineEntries. The whole call is acknowledged only once
+        committed. Errors: INVALID_ARGUMENT (no changes, more than 1000 changes or 1000 timeline
+        entries, one alert_id or incident_id twice, a change invalid as in UpsertAlert,
+        CreateIncident or AppendTimelineEntries; "field" names it), RESOURCE_EXHAUSTED (overload;
+        retry with backoff), UNAVAILABLE (PostgreSQL unreachable; nothing or everything was written:
+        retry the same changes, whose stale expected versions then answer VERSION_MISMATCH).
+        """
+
+    @_abc_1.abstractmethod
     def GetAlert(
         self,
         request: _storage_service_pb2.GetAlertRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_storage_service_pb2.GetAlertResponse, _abc.Awaitable[_storage_service_pb2.GetAlertResponse]]:
-        """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint.
-        Errors: INVALID_ARGUMENT (no key given), NOT_FOUND (reason "ALERT_NOT_FOUND"),
+        """GetAlert returns one alert by id, or the most recently seen alert with a fingerprint (with
+        allow_missing, no alert when there is none). Errors: INVALID_ARGUMENT (no key given),
+        NOT_FOUND (reason "ALERT_NOT_FOUND", unless allow_missing),
         RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
         retry).
+        """
+
+    @_abc_1.abstractmethod
+    def BatchGetAlerts(
+        self,
+        request: _storage_service_pb2.BatchGetAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_storage_service_pb2.BatchGetAlertsResponse, _abc.Awaitable[_storage_service_pb2.BatchGetAlertsResponse]]:
+        """BatchGetAlerts returns the stored alerts among the given ids, in no particular order; an id
+        with no alert is left out. Lets a client coalesce the reads of concurrent first reports.
+        Errors: INVALID_ARGUMENT (no ids, more than 1000, an id empty or too long),
+        RESOURCE_EXHAUSTED (overload; retry with backoff), UNAVAILABLE (PostgreSQL unreachable;
+        retry).
+        """
+
+    @_abc_1.abstractmethod
+    def BatchGetGroupIncidents(
+        self,
+        request: _storage_service_pb2.BatchGetGroupIncidentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_storage_service_pb2.BatchGetGroupIncidentsResponse, _abc.Awaitable[_storage_service_pb2.BatchGetGroupIncidentsResponse]]:
+        """BatchGetGroupIncidents returns, for each group key in request order, its TRIGGERED or
+        ACKNOWLEDGED incident (at most one exists) and its most recently created RESOLVED incident,
+        each if any: what placing a new alert of the group reads. Errors: INVALID_ARGUMENT (no keys,
+        more than 1000, a key empty or too long), RESOURCE_EXHAUSTED (overload; retry with
+        backoff), UNAVAILABLE (PostgreSQL unreachable; retry).
         """
 
     @_abc_1.abstractmethod
