@@ -366,27 +366,37 @@ class DetectionService:
         """Entries (pinned) for distinct series, restoring first-seen ones from their checkpoint."""
         # Series recently evicted are fetched too: the local copy wins, but it may be trimmed
         # while the fetch is in flight.
-        missing = [r for r in refs if r not in self._table]
         fetched: dict[SeriesRef, bytes] = {}
-        if missing and self._store.durable:
-            values = await self._store.load([r.digest for r in missing])
-            fetched = {r: v for r, v in zip(missing, values, strict=True) if v is not None}
-        # No await from here on: the table cannot change under us.
-        entries: list[SeriesEntry] = []
-        try:
-            for ref in refs:
-                entry = self._table.get(ref)
-                if entry is None:
-                    data = self._evicted.get(ref)
-                    if data is None:
-                        data = fetched.get(ref)
-                    entry = self._allocate(ref, data)
+        if self._store.durable:
+            missing = [r for r in refs if r not in self._table]
+            if missing:
+                values = await self._store.load([r.digest for r in missing])
+                fetched = {r: v for r, v in zip(missing, values, strict=True) if v is not None}
+        # No await from here on: the table cannot change under us. Known series are pinned
+        # first, so allocating the new ones never evicts a series of this same request.
+        table = self._table
+        entries: list[SeriesEntry | None] = []
+        new: list[int] = []
+        for i, ref in enumerate(refs):
+            entry = table.get(ref)
+            if entry is None:
+                new.append(i)
+            else:
                 entry.pins += 1
-                entries.append(entry)
+            entries.append(entry)
+        try:
+            for i in new:
+                ref = refs[i]
+                data = self._evicted.get(ref)
+                if data is None:
+                    data = fetched.get(ref)
+                entry = self._allocate(ref, data)
+                entry.pins += 1
+                entries[i] = entry
         except SlotsExhaustedError as exc:
-            self._release(entries)
+            self._release([e for e in entries if e is not None])
             raise ResourceExhaustedError(str(exc), reason="SERIES_CAPACITY") from None
-        return entries
+        return entries  # type: ignore[return-value]  # every None was replaced
 
     def _allocate(self, ref: SeriesRef, data: bytes | None) -> SeriesEntry:
         entry, evicted = self._table.add(ref)
