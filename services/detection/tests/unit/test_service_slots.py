@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from sentinel.detection.adapters.reporting import NoAnomalySink
@@ -42,3 +45,32 @@ async def test_a_new_series_never_evicts_a_known_series_of_the_same_request() ->
         assert all(e.pins == 0 for e in service._table.entries())
     finally:
         await service.stop()
+
+
+_WARM_CHECK = """
+import asyncio
+from sentinel.detection.adapters.reporting import NoAnomalySink
+from sentinel.detection.adapters.state_store import MemoryOnlyStateStore
+from sentinel.detection.engine import EngineConfig
+from sentinel.detection.kernels import compiled
+from sentinel.detection.service import DetectionService
+from sentinel.runtime.clock import SystemClock
+
+async def main():
+    service = DetectionService(config=EngineConfig(capacity=4), store=MemoryOnlyStateStore(),
+                               sink=NoAnomalySink(), clock=SystemClock())
+    before = len(compiled.reference_sorted_rows.signatures)
+    await service.start()
+    after = len(compiled.reference_sorted_rows.signatures)
+    await service.stop()
+    print(before, after)
+
+asyncio.run(main())
+"""
+
+
+def test_start_compiles_the_compiled_kernels_before_serving() -> None:
+    # A fresh interpreter: in this one, earlier tests may have compiled them already.
+    out = subprocess.run([sys.executable, "-c", _WARM_CHECK], capture_output=True, text=True, check=True)
+    before, after = map(int, out.stdout.split())
+    assert before == 0 and after >= 1

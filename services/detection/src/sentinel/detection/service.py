@@ -202,14 +202,21 @@ class DetectionService:
         await self._store.close()
 
     def _warm(self) -> None:
-        # First calls of NumPy paths (partition, searchsorted, ...) allocate and dispatch lazily.
+        # First calls of NumPy paths (partition, searchsorted, ...) allocate and dispatch lazily,
+        # and the compiled kernels compile (or load from numba's cache) on their first call. Two
+        # calls: the first fills the windows, the second refreshes references of full windows
+        # only (the compiled path), so every path has run before the service reports SERVING.
         cfg = dataclasses.replace(self.config, capacity=2)
-        n = cfg.warmup_points + 16
+        n = max(cfg.warmup_points, cfg.window) + 2 * cfg.reference_refresh + 16
         rng = np.random.default_rng(0)
         times = np.arange(n, dtype=np.int64) * 60_000_000_000 + 1_700_000_000_000_000_000
         values = 100 + rng.normal(0, 1, n)
         values[-1] += 50
-        StreamingScorer(cfg).score(np.repeat(np.arange(2), n), np.tile(times, 2), np.tile(values, 2))
+        scorer = StreamingScorer(cfg)
+        cut = max(cfg.warmup_points, cfg.window)
+        for part in (slice(0, cut), slice(cut, n)):
+            k = part.stop - part.start
+            scorer.score(np.repeat(np.arange(2), k), np.tile(times[part], 2), np.tile(values[part], 2))
 
     async def _checkpoint_loop(self) -> None:
         while True:
