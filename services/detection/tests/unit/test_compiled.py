@@ -110,3 +110,16 @@ def test_compiled_reference_equals_the_numpy_kernels(win: np.ndarray, spread: fl
     )
     ok = np.isfinite(center) & np.isfinite(scale)
     np.testing.assert_array_equal(hist[ok], k.binned_counts(win[ok], center[ok], scale[ok], EDGES))
+
+
+def test_a_batch_mixing_young_and_full_windows_equals_the_general_kernels() -> None:
+    rng = np.random.default_rng(SEED)
+    scorer = StreamingScorer(EngineConfig(capacity=1))
+    for kind in range(5):
+        win = _windows(rng, kind, 30, 256)
+        win[::3, : int(rng.integers(1, 250))] = np.nan  # every third series younger than the window
+        spread = rng.random(30) * 10
+        got = scorer._reference(win, spread)
+        want = scorer._reference_partial(win, spread)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)

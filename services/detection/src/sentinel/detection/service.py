@@ -64,8 +64,8 @@ POINTS = Counter("sentinel_detection_points_total", "Points scored", ["outcome"]
 class Options:
     """Tunables of the use cases (from settings)."""
 
-    batch_max_points: int = 8192
-    batch_max_delay_s: float = 0.002
+    batch_max_points: int = 32_768
+    batch_max_delay_s: float = 0.0
     queue_max_points: int = 1_000_000
     checkpoint_interval_s: float = 30.0
     episode_gap_ns: int = 600 * 1_000_000_000

@@ -466,18 +466,40 @@ class StreamingScorer:
         histogram are all read off the sorted rows; the general kernels, which
         give the same numbers, handle the rest.
         """
-        cfg = self.config
         srt = np.sort(win, axis=1)
-        if not np.isfinite(srt[:, [0, -1]]).all():
-            center = k.nanmedian_rows(win)
-            floor_r = self._floor(center, spread)
-            sc = k.robust_scale(win, center, mean_dev_floor=cfg.mean_dev_floor, floor=floor_r)
-            return center, sc, k.binned_counts(win, center, sc, self._edges)
+        full = np.isfinite(srt[:, 0]) & np.isfinite(srt[:, -1])
+        if full.all():
+            return self._reference_full(win, srt, spread)
+        if not full.any():
+            return self._reference_partial(win, spread)
+        # Rows are independent: a few young series must not send every row down the slow path.
+        center = np.empty(len(win))
+        sc = np.empty(len(win))
+        hist = np.empty((len(win), len(self._edges) + 1))
+        part = ~full
+        center[full], sc[full], hist[full] = self._reference_full(win[full], srt[full], spread[full])
+        center[part], sc[part], hist[part] = self._reference_partial(win[part], spread[part])
+        return center, sc, hist
+
+    def _reference_partial(
+        self, win: FloatArray, spread: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """:meth:`_reference` of windows that still hold NaN (the general kernels)."""
+        center = k.nanmedian_rows(win)
+        floor_r = self._floor(center, spread)
+        sc = k.robust_scale(win, center, mean_dev_floor=self.config.mean_dev_floor, floor=floor_r)
+        return center, sc, k.binned_counts(win, center, sc, self._edges)
+
+    def _reference_full(
+        self, win: FloatArray, srt: FloatArray, spread: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """:meth:`_reference` of full, finite windows (``srt`` = the rows sorted)."""
+        cfg = self.config
         # One compiled pass per row (median, MAD, ring-order mean deviation, floor, histogram);
         # bit-identical to the NumPy kernels (see kernels.compiled and its tests).
         center, sc, hist = compiled.reference_sorted_rows(
-            win,
-            srt,
+            np.ascontiguousarray(win),
+            np.ascontiguousarray(srt),
             np.ascontiguousarray(spread, dtype=np.float64),
             self._edges,
             cfg.abs_floor,
