@@ -123,3 +123,50 @@ def test_a_batch_mixing_young_and_full_windows_equals_the_general_kernels() -> N
         want = scorer._reference_partial(win, spread)
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@given(
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(1, 12),
+    st.integers(3, 40),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0.0, 0.1, 0.5]),
+)
+@settings(max_examples=150, deadline=None)
+def test_recent_window_stats_equal_the_numpy_kernels(
+    rounds: int, n: int, level_n: int, spread_n: int, seed: int, nan_share: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    m = max(level_n, spread_n) - 1
+    x = rng.normal(50, 5, (rounds, n)) * rng.choice([1.0, 1e-3, 1e200], (1, n))
+    x[rng.random(x.shape) < nan_share] = np.nan
+    history = rng.normal(50, 5, (n, m + rounds))
+    history[rng.random(history.shape) < nan_share] = np.nan
+    history[:, :3] = np.round(history[:, :3])  # ties
+    n_before = np.cumsum(rng.integers(0, 2, (rounds, n)), axis=0) - 1
+    n_before = np.clip(n_before, 0, rounds - 1)
+    center = rng.normal(50, 1, (rounds, n))
+    center[:, 0] = np.nan  # a series without a reference yet
+    scale = np.abs(rng.normal(5, 1, (rounds, n)))
+    got = compiled.recent_window_stats(x, history, n_before, level_n, spread_n, center, scale, EDGES)
+    # the windows, materialised the plain way
+    win = np.empty((rounds, n, m + 1))
+    for r in range(rounds):
+        for i in range(n):
+            win[r, i, 0] = x[r, i]
+            for c in range(1, m + 1):
+                win[r, i, c] = history[i, n_before[r, i] + m - c]
+    rows = win.reshape(rounds * n, m + 1)
+    level, spread = rows[:, :level_n], rows[:, :spread_n]
+    c_spread = k.nanmedian_rows(spread)
+    want = (
+        k.nanmedian_rows(level),
+        np.sum(~np.isnan(level), axis=1).astype(np.float64),
+        c_spread,
+        np.sum(~np.isnan(spread), axis=1).astype(np.float64),
+        np.nansum(np.abs(spread - c_spread[:, None]), axis=1),
+        k.binned_counts(spread, center.ravel(), scale.ravel(), EDGES),
+    )
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a.reshape(b.shape), b)

@@ -59,9 +59,10 @@ from sentinel.runtime.clock import SystemClock
 async def main():
     service = DetectionService(config=EngineConfig(capacity=4), store=MemoryOnlyStateStore(),
                                sink=NoAnomalySink(), clock=SystemClock())
-    before = len(compiled.reference_sorted_rows.signatures)
+    kernels = (compiled.reference_sorted_rows, compiled.recent_window_stats)
+    before = min(len(f.signatures) for f in kernels)
     await service.start()
-    after = len(compiled.reference_sorted_rows.signatures)
+    after = min(len(f.signatures) for f in kernels)
     await service.stop()
     print(before, after)
 

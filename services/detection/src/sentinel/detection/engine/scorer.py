@@ -102,11 +102,6 @@ class StreamingScorer:
         self._edges = np.array(cfg.psi_edges, dtype=np.float64)
         self._bands = np.array(cfg.severity_bands, dtype=np.float64)
         self._n_recent = max(cfg.recent_level, cfg.recent_spread)
-        m = self._n_recent - 1
-        self._lag = np.arange(1, m + 1, dtype=np.int64)
-        # Recent window column c (c >= 1) reads history position (m - c) of the
-        # history block whose first m columns are the m newest buffered values.
-        self._hist_off = (m - self._lag).astype(np.intp)
         self._cal_a = np.sqrt(2.0 / (9.0 * float(len(self._edges))))
         # The kind of each detector above the threshold (SPIKE becomes DIP when the value is low).
         kinds = {
@@ -306,15 +301,18 @@ class StreamingScorer:
         # -- recent windows of every point: the point itself, then its predecessors
         m = self._n_recent - 1
         old = fl["buf"][s[:, None], (pos0[:, None] - m + np.arange(m)) % W]  # (n, m), oldest first
-        hist_w = m + K
-        HR = np.concatenate((old, NEW), axis=1).ravel()
-        at = (CV + cols * hist_w)[:, :, None] + self._hist_off  # (K, n, m) flat history index
-        REC = np.empty((K, n, m + 1))
-        REC[:, :, 0] = X
-        REC[:, :, 1:] = HR[at]
-        REC2 = REC.reshape(K * n, m + 1)
-        rec_level = REC2[:, : cfg.recent_level]
-        rec_spread = REC2[:, : cfg.recent_spread]
+        # Medians, counts, deviation sums and histograms of every window in one compiled pass
+        # (bit-identical to kernels.shift_z / spread_z / binned_counts, see kernels.compiled).
+        c_lev, n_lev, _, n_spr, sum_dev, hist = compiled.recent_window_stats(
+            np.ascontiguousarray(X),
+            np.concatenate((old, NEW), axis=1),
+            np.ascontiguousarray(CV),
+            cfg.recent_level,
+            cfg.recent_spread,
+            np.ascontiguousarray(CENTER),
+            np.ascontiguousarray(SCALE),
+            self._edges,
+        )
         cen_f = CENTER.ravel()
         sc_f = SCALE.ravel()
 
@@ -322,10 +320,14 @@ class StreamingScorer:
         Z = np.empty((K, n, 5))
         with np.errstate(invalid="ignore", divide="ignore"):
             Z[:, :, 0] = (X - CENTER) / SCALE
-        Z[:, :, 1] = k.shift_z(rec_level, cen_f, sc_f, max_eff_n=cfg.level_eff_n).reshape(K, n)
-        z_spread = k.spread_z(rec_spread, sc_f, max_eff_n=cfg.spread_eff_n, floor=FLOOR.ravel())
+        Z[:, :, 1] = k.shift_z_of(
+            c_lev.ravel(), n_lev.ravel(), cen_f, sc_f, max_eff_n=cfg.level_eff_n
+        ).reshape(K, n)
+        z_spread = k.spread_z_of(
+            sum_dev.ravel(), n_spr.ravel(), sc_f, max_eff_n=cfg.spread_eff_n, floor=FLOOR.ravel()
+        )
         Z[:, :, 2] = z_spread.reshape(K, n)
-        hist = k.binned_counts(rec_spread, cen_f, sc_f, self._edges)
+        hist = hist.reshape(K * n, -1)
         psi_v = k.psi(REF_HIST.reshape(K * n, -1), hist)
 
         # -- recurrences, round by round: CUSUM on the EWMA residual and the seasonal profile

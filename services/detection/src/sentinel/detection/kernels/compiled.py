@@ -71,7 +71,7 @@ def _nan_to_num(x: float) -> float:  # pragma: no cover - compiled
     return x
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cover - compiled
     """NumPy's leaf sum of ``a[lo:lo + n]``, ``n <= 128``: 8 interleaved accumulators."""
     if n < 8:
@@ -106,7 +106,7 @@ def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cove
     return float(res)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def pairwise_sum(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cover - compiled
     """``np.sum(a[lo:lo + n])`` with NumPy's exact summation order (``a`` 1-D float64).
 
@@ -179,7 +179,7 @@ def _kth_deviation(srt: FloatArray, c: float, kk: int, p: int) -> float:  # prag
     return max(low_last, up_last)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def reference_sorted_rows(
     win: FloatArray,
     srt: FloatArray,
@@ -253,3 +253,101 @@ def reference_sorted_rows(
             lo = lo_e
         hist[r, n_edges] = prev_ge
     return center, scale, hist
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _nanmedian_head(win: FloatArray, count: int, buf: FloatArray) -> tuple[float, int]:  # pragma: no cover
+    """Median of the non-NaN values among ``win[:count]`` (NaN if none) and their number.
+
+    The order statistics of ``kernels.robust.nanmedian_rows``. Windows are short (tens of
+    values): an insertion sort into ``buf`` beats any call into a general sort.
+    """
+    nv = 0
+    for c in range(count):
+        v = win[c]
+        if not np.isnan(v):
+            b = nv - 1
+            while b >= 0 and buf[b] > v:
+                buf[b + 1] = buf[b]
+                b -= 1
+            buf[b + 1] = v
+            nv += 1
+    if nv == 0:
+        return np.nan, 0
+    return float(0.5 * (buf[(nv - 1) // 2] + buf[nv // 2])), nv
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def recent_window_stats(
+    x: npt.NDArray[np.float64],
+    history: FloatArray,
+    n_before: npt.NDArray[np.int64],
+    level_n: int,
+    spread_n: int,
+    center: FloatArray,
+    scale: FloatArray,
+    edges: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:  # pragma: no cover
+    """Statistics of the recent window of every point of a ``(rounds, series)`` block.
+
+    The window of point ``(r, i)``, newest first, is ``x[r, i]`` followed by the ``m`` values that
+    precede it in its series: ``history[i, n_before[r, i] + m - c]`` for ``c = 1 .. m``, where
+    ``m = history.shape[1] - rounds`` (NaN = empty). The level test reads its first ``level_n``
+    values, the variance and PSI tests its first ``spread_n``; no window is materialised.
+
+    Exactly the numbers of ``nanmedian_rows`` (level and spread medians), the value counts,
+    ``np.nansum(|w - median|)`` over the spread window in window order, and ``binned_counts``
+    of the spread window against ``center`` / ``scale``.
+
+    Args:
+        x: ``(K, n)`` float64 the points' values (NaN = missing).
+        history: ``(n, m + K)`` float64 per series: the ``m`` values before the block (oldest
+            first), then the block's valid values, compacted.
+        n_before: ``(K, n)`` int64 valid values of the block before each point.
+        level_n, spread_n: window lengths (each ``<= m + 1``).
+        center, scale: ``(K, n)`` float64 reference of each point, for the histogram.
+        edges: ``(n_edges,)`` sorted PSI cut points in sigma units.
+
+    Returns:
+        ``(K, n)`` level median, level count, spread median, spread count, sum of absolute
+        deviations, and ``(K, n, n_edges + 1)`` histogram counts; counts as float64.
+    """
+    K, n = x.shape
+    m = history.shape[1] - K
+    n_edges = len(edges)
+    c_level = np.empty((K, n))
+    n_level = np.empty((K, n))
+    c_spread = np.empty((K, n))
+    n_spread = np.empty((K, n))
+    sum_dev = np.empty((K, n))
+    hist = np.zeros((K, n, n_edges + 1))
+    win = np.empty(m + 1)
+    buf = np.empty(m + 1)
+    dev = np.empty(m + 1)
+    for r in range(K):
+        for i in range(n):
+            win[0] = x[r, i]
+            at = n_before[r, i] + m
+            for c in range(1, m + 1):
+                win[c] = history[i, at - c]
+            med, nv = _nanmedian_head(win, level_n, buf)
+            c_level[r, i] = med
+            n_level[r, i] = nv
+            # spread window: median, absolute deviations (NaN as 0, as nansum), histogram
+            med, nv = _nanmedian_head(win, spread_n, buf)
+            c_spread[r, i] = med
+            n_spread[r, i] = nv
+            cen = center[r, i]
+            sc = scale[r, i]
+            for c in range(spread_n):
+                d = abs(win[c] - med)
+                dev[c] = 0.0 if np.isnan(d) else d
+                u = (win[c] - cen) / sc
+                if not np.isnan(u):
+                    b = 0
+                    for e in range(n_edges):
+                        if u >= edges[e]:
+                            b += 1
+                    hist[r, i, b] += 1.0
+            sum_dev[r, i] = pairwise_sum(dev, 0, spread_n)
+    return c_level, n_level, c_spread, n_spread, sum_dev, hist
