@@ -256,14 +256,15 @@ def reference_sorted_rows(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _nanmedian_head(win: FloatArray, count: int, buf: FloatArray) -> tuple[float, int]:  # pragma: no cover
-    """Median of the non-NaN values among ``win[:count]`` (NaN if none) and their number.
+def _insert_valid(
+    win: FloatArray, start: int, stop: int, buf: FloatArray, nv: int
+) -> int:  # pragma: no cover
+    """Insert the non-NaN values of ``win[start:stop]`` into the sorted ``buf[:nv]``; new count.
 
-    The order statistics of ``kernels.robust.nanmedian_rows``. Windows are short (tens of
-    values): an insertion sort into ``buf`` beats any call into a general sort.
+    Windows are short (tens of values): insertion beats any call into a general sort, and the
+    longer window continues from the shorter one, which is its prefix.
     """
-    nv = 0
-    for c in range(count):
+    for c in range(start, stop):
         v = win[c]
         if not np.isnan(v):
             b = nv - 1
@@ -272,9 +273,15 @@ def _nanmedian_head(win: FloatArray, count: int, buf: FloatArray) -> tuple[float
                 b -= 1
             buf[b + 1] = v
             nv += 1
+    return nv
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _median_sorted(buf: FloatArray, nv: int) -> float:  # pragma: no cover
+    """The order statistics of ``kernels.robust.nanmedian_rows`` on ``nv`` sorted values."""
     if nv == 0:
-        return np.nan, 0
-    return float(0.5 * (buf[(nv - 1) // 2] + buf[nv // 2])), nv
+        return np.nan
+    return float(0.5 * (buf[(nv - 1) // 2] + buf[nv // 2]))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -324,30 +331,50 @@ def recent_window_stats(
     win = np.empty(m + 1)
     buf = np.empty(m + 1)
     dev = np.empty(m + 1)
+    short = min(level_n, spread_n)
     for r in range(K):
         for i in range(n):
             win[0] = x[r, i]
             at = n_before[r, i] + m
             for c in range(1, m + 1):
                 win[c] = history[i, at - c]
-            med, nv = _nanmedian_head(win, level_n, buf)
-            c_level[r, i] = med
-            n_level[r, i] = nv
-            # spread window: median, absolute deviations (NaN as 0, as nansum), histogram
-            med, nv = _nanmedian_head(win, spread_n, buf)
-            c_spread[r, i] = med
-            n_spread[r, i] = nv
-            cen = center[r, i]
-            sc = scale[r, i]
+            # both windows start at the point: sort the shorter, then extend it to the longer
+            nv_short = _insert_valid(win, 0, short, buf, 0)
+            med_short = _median_sorted(buf, nv_short)
+            if spread_n == short:
+                _histogram_sorted(buf, nv_short, center[r, i], scale[r, i], edges, hist[r, i])
+            nv = _insert_valid(win, short, max(level_n, spread_n), buf, nv_short)
+            med = _median_sorted(buf, nv)
+            if spread_n != short:
+                _histogram_sorted(buf, nv, center[r, i], scale[r, i], edges, hist[r, i])
+            if level_n == short:
+                c_level[r, i], n_level[r, i], c_spread[r, i], n_spread[r, i] = med_short, nv_short, med, nv
+            else:
+                c_level[r, i], n_level[r, i], c_spread[r, i], n_spread[r, i] = med, nv, med_short, nv_short
+            # absolute deviations from the spread median in window order (NaN as 0, as nansum)
+            med = c_spread[r, i]
             for c in range(spread_n):
                 d = abs(win[c] - med)
                 dev[c] = 0.0 if np.isnan(d) else d
-                u = (win[c] - cen) / sc
-                if not np.isnan(u):
-                    b = 0
-                    for e in range(n_edges):
-                        if u >= edges[e]:
-                            b += 1
-                    hist[r, i, b] += 1.0
             sum_dev[r, i] = pairwise_sum(dev, 0, spread_n)
     return c_level, n_level, c_spread, n_spread, sum_dev, hist
+
+
+@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _histogram_sorted(
+    buf: FloatArray, nv: int, cen: float, sc: float, edges: FloatArray, out: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """``binned_counts`` of the sorted values ``buf[:nv]`` into ``out`` (zeros on entry).
+
+    ``u = (v - cen) / sc`` is non-decreasing along sorted values (rounding is monotone, sc > 0),
+    so one pass with a rising edge pointer bins them; a NaN ``u`` is not counted, as there.
+    """
+    n_edges = len(edges)
+    b = 0
+    for j in range(nv):
+        u = (buf[j] - cen) / sc
+        if np.isnan(u):
+            continue
+        while b < n_edges and u >= edges[b]:
+            b += 1
+        out[b] += 1.0
