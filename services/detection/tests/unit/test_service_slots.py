@@ -75,3 +75,17 @@ def test_start_compiles_the_compiled_kernels_before_serving() -> None:
     out = subprocess.run([sys.executable, "-c", _WARM_CHECK], capture_output=True, text=True, check=True)
     before, after = map(int, out.stdout.split())
     assert before == 0 and after >= 1
+
+
+def test_series_refs_are_cached_per_tenant_and_table() -> None:
+    service = DetectionService(
+        config=EngineConfig(capacity=2),
+        store=MemoryOnlyStateStore(),
+        sink=NoAnomalySink(),
+        clock=SystemClock(),
+    )
+    table = (SeriesKey.of("a"), SeriesKey.of("b"))
+    refs = service._refs_of("t", table)
+    assert refs == [SeriesRef("t", table[0]), SeriesRef("t", table[1])]
+    assert service._refs_of("t", table) is refs
+    assert service._refs_of("u", table) == [SeriesRef("u", table[0]), SeriesRef("u", table[1])]

@@ -152,3 +152,13 @@ def test_the_ring_keeps_the_last_points_of_each_slot_in_order() -> None:
     assert [p.time_unix_nano for p in ring.points(0)] == [4, 5, 6, 7]
     ring.clear(0)
     assert ring.points(0) == []
+
+
+def test_open_among_finds_the_positions_of_series_with_an_open_episode() -> None:
+    tracker = EpisodeTracker(gap_ns=10)
+    refs = [ref(n) for n in "abcd"]
+    assert tracker.open_among(refs) == set()
+    tracker.observe(ref("c"), [point(100)], 100)
+    tracker.observe(ref("z"), [point(100)], 100)
+    assert tracker.open_among(refs) == {2}
+    assert tracker.open_among([ref("z"), ref("a"), ref("c")]) == {0, 2}

@@ -49,6 +49,8 @@ from sentinel.runtime.errors import InvalidArgumentError, NotFoundError, Resourc
 
 logger = logging.getLogger(__name__)
 
+_MAX_CACHED_REFS = 200_000  # series refs kept by the series-table cache (_refs_of)
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -158,6 +160,8 @@ class DetectionService:
         self._evicted: OrderedDict[SeriesRef, bytes] = OrderedDict()  # recently evicted states
         self._unsaved: set[SeriesRef] = set()  # of those, not yet checkpointed
         self._batches: OrderedDict[tuple[str, str], asyncio.Future[ScoreOutcome]] = OrderedDict()
+        self._ref_tables: OrderedDict[tuple[str, tuple[SeriesKey, ...]], list[SeriesRef]] = OrderedDict()
+        self._ref_count = 0
         self._evaluations = 0
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._checkpoint_lock = asyncio.Lock()
@@ -258,7 +262,9 @@ class DetectionService:
     async def _score(self, tenant: str, request: ScoreRequest) -> ScoreOutcome:
         n = len(request)
         used, local_of_point = np.unique(request.series_index, return_inverse=True)
-        refs = [SeriesRef(tenant, request.series[i]) for i in used.tolist()]
+        refs = self._refs_of(tenant, request.series)
+        if len(used) != len(refs):
+            refs = [refs[i] for i in used.tolist()]
         entries = await self._acquire(refs)
         submitted = False
         try:
@@ -314,6 +320,26 @@ class DetectionService:
         if request.report_anomalies and done.changes:
             reported = self._sink.publish(tenant, done.changes, threshold=self.config.threshold)
         return self._outcome(request, n, accepted, done.scores, skipped, reported, local=local)
+
+    def _refs_of(self, tenant: str, series: tuple[SeriesKey, ...]) -> list[SeriesRef]:
+        """The refs of a series table, cached by (tenant, table).
+
+        Building a SeriesRef per series per request cost more than scoring its point; callers
+        repeat their tables, and the gRPC layer hands the same (cached) table object again, so a
+        hit is one dict lookup by identity.
+        """
+        key = (tenant, series)
+        refs = self._ref_tables.get(key)
+        if refs is not None:
+            self._ref_tables.move_to_end(key)
+            return refs
+        refs = [SeriesRef(tenant, k) for k in series]
+        self._ref_tables[key] = refs
+        self._ref_count += len(refs)
+        # bounded by the refs held (~100 bytes each), not by tables: one table may be huge
+        while self._ref_count > _MAX_CACHED_REFS and len(self._ref_tables) > 1:
+            self._ref_count -= len(self._ref_tables.popitem(last=False)[1])
+        return refs
 
     def _outcome(
         self,
@@ -509,7 +535,7 @@ class DetectionService:
 
     def _fold_episodes(self, job: _Job, scores: Scores) -> list[EpisodeChange]:
         anomalous = np.flatnonzero(scores.is_anomaly)
-        watch = {i for i, r in enumerate(job.refs) if self._episodes.is_open(r)}
+        watch = self._episodes.open_among(job.refs)
         if not len(anomalous) and not watch:
             return []
         latest = np.full(len(job.refs), NO_TIME, dtype=np.int64)

@@ -131,6 +131,19 @@ class EpisodeTracker:
     def is_open(self, ref: SeriesRef) -> bool:
         return ref in self._open
 
+    def open_among(self, refs: Sequence[SeriesRef]) -> set[int]:
+        """Positions in `refs` of the series with an open episode.
+
+        One set intersection (a C loop) instead of a method call per series: this runs for every
+        series of every scored request, and open episodes are rare.
+        """
+        if not self._open:
+            return set()
+        found = self._open.keys() & set(refs)
+        if not found:
+            return set()
+        return {i for i, r in enumerate(refs) if r in found}
+
     def observe(
         self, ref: SeriesRef, anomalous: Sequence[AnomalousPoint], latest_unix_nano: int
     ) -> list[EpisodeChange]:
