@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +173,22 @@ def test_recent_window_stats_equal_the_numpy_kernels(
     )
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a.reshape(b.shape), b)
+
+
+def test_the_numba_cache_goes_where_it_can_be_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    here = Path(compiled.__file__).resolve().parent
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert compiled._settle_cache_dir() and os.environ["NUMBA_CACHE_DIR"] == str(tmp_path)
+    # a read-only package directory (container image): the temporary directory instead
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != here)
+    assert compiled._settle_cache_dir()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / f"numba-cache-{os.getuid()}")
+    # nothing writable: compile without a cache rather than fail at import
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert not compiled._settle_cache_dir()
+    assert "NUMBA_CACHE_DIR" not in os.environ

@@ -10,13 +10,17 @@ Exactness rules kept throughout (no ``fastmath``, so LLVM never reassociates or 
 * every element is computed with the same operations in the same order as NumPy does;
 * sums follow NumPy's pairwise summation order (:func:`pairwise_sum`), since float addition is
   not associative and ``np.sum`` does not add left to right;
-* sorting stays in NumPy (its vectorised sort beats a compiled quicksort several times); the
-  compiled kernels read sorted rows.
+* full windows (hundreds of values) are sorted by NumPy, whose vectorised sort beats a compiled
+  quicksort several times, and the kernel reads the sorted rows; the short recent windows (tens
+  of values) are sorted by insertion inside the kernel. Order statistics do not depend on the
+  sort used.
 
-Compiled functions are cached on disk (``cache=True``) in numba's cache directory. It defaults to
-``__pycache__`` beside this file; where that is not writable (read-only root filesystems in
-containers), set ``NUMBA_CACHE_DIR`` (e.g. ``/tmp/numba``). Unset, this module points it at a
-per-user directory under the system temporary directory when the package directory is read-only.
+Compiled functions are cached on disk (numba's ``cache=True``), so a restart loads them in
+milliseconds instead of compiling for seconds; the service compiles or loads them in its warm-up,
+before it reports SERVING. The cache lives in ``NUMBA_CACHE_DIR`` when set, else in
+``__pycache__`` beside this file; on a read-only root filesystem set ``NUMBA_CACHE_DIR`` to a
+writable path (e.g. ``NUMBA_CACHE_DIR=/tmp/numba``); unset, this module falls back to a per-user
+directory under the system temporary directory, and compiles without caching if none is writable.
 """
 
 from __future__ import annotations
@@ -29,17 +33,27 @@ import numpy as np
 import numpy.typing as npt
 
 
-def _default_cache_dir() -> None:
-    # numba reads NUMBA_CACHE_DIR when imported; without a writable place, `cache=True` fails at
-    # the first compilation instead of merely not caching.
-    if "NUMBA_CACHE_DIR" in os.environ:
-        return
-    here = Path(__file__).resolve().parent
-    if not os.access(here, os.W_OK):
-        os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"numba-cache-{os.getuid()}")
+def _settle_cache_dir() -> bool:
+    """Point numba's cache at a writable directory; False if there is none (compile, no cache).
+
+    numba reads NUMBA_CACHE_DIR when imported, and with ``cache=True`` but no writable place it
+    fails at import instead of merely not caching. An explicit NUMBA_CACHE_DIR wins; otherwise
+    ``__pycache__`` beside this file, or (read-only root filesystems, as in the Helm chart and
+    compose file, where /tmp is the writable mount) a per-user directory under the system
+    temporary directory.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return True
+    if os.access(Path(__file__).resolve().parent, os.W_OK):
+        return True
+    tmp = Path(tempfile.gettempdir())
+    if not os.access(tmp, os.W_OK):
+        return False
+    os.environ["NUMBA_CACHE_DIR"] = str(tmp / f"numba-cache-{os.getuid()}")
+    return True
 
 
-_default_cache_dir()
+CACHE = _settle_cache_dir()
 
 import numba  # noqa: E402 - after the cache directory is settled
 
@@ -51,7 +65,7 @@ _PW_BLOCKSIZE = 128
 _MAX_FLOAT = float(np.finfo(np.float64).max)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=CACHE, nogil=True, inline="always")
 def _fmax(a: float, b: float) -> float:  # pragma: no cover - compiled
     """``np.fmax`` of two scalars: the non-NaN one if either is NaN."""
     if np.isnan(a):
@@ -61,7 +75,7 @@ def _fmax(a: float, b: float) -> float:  # pragma: no cover - compiled
     return a if a >= b else b
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=CACHE, nogil=True, inline="always")
 def _nan_to_num(x: float) -> float:  # pragma: no cover - compiled
     """``np.nan_to_num`` of a scalar: NaN -> 0, +-inf -> the largest finite float of that sign."""
     if np.isnan(x):
@@ -71,7 +85,7 @@ def _nan_to_num(x: float) -> float:  # pragma: no cover - compiled
     return x
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
 def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cover - compiled
     """NumPy's leaf sum of ``a[lo:lo + n]``, ``n <= 128``: 8 interleaved accumulators."""
     if n < 8:
@@ -106,7 +120,7 @@ def _pairwise_block(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cove
     return float(res)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
 def pairwise_sum(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cover - compiled
     """``np.sum(a[lo:lo + n])`` with NumPy's exact summation order (``a`` 1-D float64).
 
@@ -157,7 +171,7 @@ def pairwise_sum(a: FloatArray, lo: int, n: int) -> float:  # pragma: no cover -
             value = left[top] + value
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=CACHE, nogil=True, inline="always")
 def _kth_deviation(srt: FloatArray, c: float, kk: int, p: int) -> float:  # pragma: no cover - compiled
     """The kk-th smallest ``|srt - c|`` of a sorted row with median ``c`` (0-based).
 
@@ -179,7 +193,7 @@ def _kth_deviation(srt: FloatArray, c: float, kk: int, p: int) -> float:  # prag
     return max(low_last, up_last)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
 def reference_sorted_rows(
     win: FloatArray,
     srt: FloatArray,
@@ -255,7 +269,7 @@ def reference_sorted_rows(
     return center, scale, hist
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=CACHE, nogil=True, inline="always")
 def _insert_valid(
     win: FloatArray, start: int, stop: int, buf: FloatArray, nv: int
 ) -> int:  # pragma: no cover
@@ -276,7 +290,7 @@ def _insert_valid(
     return nv
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=CACHE, nogil=True, inline="always")
 def _median_sorted(buf: FloatArray, nv: int) -> float:  # pragma: no cover
     """The order statistics of ``kernels.robust.nanmedian_rows`` on ``nv`` sorted values."""
     if nv == 0:
@@ -284,7 +298,7 @@ def _median_sorted(buf: FloatArray, nv: int) -> float:  # pragma: no cover
     return float(0.5 * (buf[(nv - 1) // 2] + buf[nv // 2]))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
 def recent_window_stats(
     x: npt.NDArray[np.float64],
     history: FloatArray,
@@ -360,7 +374,7 @@ def recent_window_stats(
     return c_level, n_level, c_spread, n_spread, sum_dev, hist
 
 
-@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+@numba.njit(cache=CACHE, nogil=True, inline="always", error_model="numpy")
 def _histogram_sorted(
     buf: FloatArray, nv: int, cen: float, sc: float, edges: FloatArray, out: FloatArray
 ) -> None:  # pragma: no cover - compiled
