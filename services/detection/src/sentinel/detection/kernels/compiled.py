@@ -270,27 +270,6 @@ def reference_sorted_rows(
 
 
 @numba.njit(cache=CACHE, nogil=True, inline="always")
-def _insert_valid(
-    win: FloatArray, start: int, stop: int, buf: FloatArray, nv: int
-) -> int:  # pragma: no cover
-    """Insert the non-NaN values of ``win[start:stop]`` into the sorted ``buf[:nv]``; new count.
-
-    Windows are short (tens of values): insertion beats any call into a general sort, and the
-    longer window continues from the shorter one, which is its prefix.
-    """
-    for c in range(start, stop):
-        v = win[c]
-        if not np.isnan(v):
-            b = nv - 1
-            while b >= 0 and buf[b] > v:
-                buf[b + 1] = buf[b]
-                b -= 1
-            buf[b + 1] = v
-            nv += 1
-    return nv
-
-
-@numba.njit(cache=CACHE, nogil=True, inline="always")
 def _median_sorted(buf: FloatArray, nv: int) -> float:  # pragma: no cover
     """The order statistics of ``kernels.robust.nanmedian_rows`` on ``nv`` sorted values."""
     if nv == 0:
@@ -335,43 +314,126 @@ def recent_window_stats(
     """
     K, n = x.shape
     m = history.shape[1] - K
-    n_edges = len(edges)
+    lh = level_n - 1  # past values in each window (the point itself comes on top)
+    sh = spread_n - 1
     c_level = np.empty((K, n))
     n_level = np.empty((K, n))
     c_spread = np.empty((K, n))
     n_spread = np.empty((K, n))
     sum_dev = np.empty((K, n))
-    hist = np.zeros((K, n, n_edges + 1))
-    win = np.empty(m + 1)
-    buf = np.empty(m + 1)
-    dev = np.empty(m + 1)
-    short = min(level_n, spread_n)
-    for r in range(K):
-        for i in range(n):
-            win[0] = x[r, i]
-            at = n_before[r, i] + m
-            for c in range(1, m + 1):
-                win[c] = history[i, at - c]
-            # both windows start at the point: sort the shorter, then extend it to the longer
-            nv_short = _insert_valid(win, 0, short, buf, 0)
-            med_short = _median_sorted(buf, nv_short)
-            if spread_n == short:
-                _histogram_sorted(buf, nv_short, center[r, i], scale[r, i], edges, hist[r, i])
-            nv = _insert_valid(win, short, max(level_n, spread_n), buf, nv_short)
-            med = _median_sorted(buf, nv)
-            if spread_n != short:
-                _histogram_sorted(buf, nv, center[r, i], scale[r, i], edges, hist[r, i])
-            if level_n == short:
-                c_level[r, i], n_level[r, i], c_spread[r, i], n_spread[r, i] = med_short, nv_short, med, nv
-            else:
-                c_level[r, i], n_level[r, i], c_spread[r, i], n_spread[r, i] = med, nv, med_short, nv_short
+    hist = np.zeros((K, n, len(edges) + 1))
+    lev = np.empty(max(lh, 1))  # the window's past values, valid ones, sorted
+    spr = np.empty(max(sh, 1))
+    dev = np.empty(spread_n)
+    for i in range(n):
+        # Consecutive points of a series share all but one past value: the sorted past values
+        # slide (one removal, one insertion) instead of every window being sorted afresh.
+        cur = n_before[0, i]
+        nl = _insert_valid(history[i], cur + m - lh, cur + m, lev, 0)
+        ns = _insert_valid(history[i], cur + m - sh, cur + m, spr, 0)
+        for r in range(K):
+            cv = n_before[r, i]
+            if cv < cur:  # not a forward slide: rebuild
+                cur = cv
+                nl = _insert_valid(history[i], cur + m - lh, cur + m, lev, 0)
+                ns = _insert_valid(history[i], cur + m - sh, cur + m, spr, 0)
+            while cur < cv:
+                new = history[i, cur + m]
+                if lh > 0:
+                    nl = _remove_value(lev, nl, history[i, cur + m - lh])
+                    nl = _insert_value(lev, nl, new)
+                if sh > 0:
+                    ns = _remove_value(spr, ns, history[i, cur + m - sh])
+                    ns = _insert_value(spr, ns, new)
+                cur += 1
+            v = x[r, i]
+            med, nv = _median_with(lev, nl, v)
+            c_level[r, i] = med
+            n_level[r, i] = nv
+            med, nv = _median_with(spr, ns, v)
+            c_spread[r, i] = med
+            n_spread[r, i] = nv
+            out = hist[r, i]
+            _histogram_sorted(spr, ns, center[r, i], scale[r, i], edges, out)
+            u = (v - center[r, i]) / scale[r, i]
+            if not np.isnan(u):
+                b = 0
+                while b < len(edges) and u >= edges[b]:
+                    b += 1
+                out[b] += 1.0
             # absolute deviations from the spread median in window order (NaN as 0, as nansum)
-            med = c_spread[r, i]
-            for c in range(spread_n):
-                d = abs(win[c] - med)
+            d = abs(v - med)
+            dev[0] = 0.0 if np.isnan(d) else d
+            for c in range(1, spread_n):
+                d = abs(history[i, cv + m - c] - med)
                 dev[c] = 0.0 if np.isnan(d) else d
             sum_dev[r, i] = pairwise_sum(dev, 0, spread_n)
     return c_level, n_level, c_spread, n_spread, sum_dev, hist
+
+
+@numba.njit(cache=CACHE, nogil=True, inline="always")
+def _insert_value(buf: FloatArray, nv: int, v: float) -> int:  # pragma: no cover - compiled
+    """Insert ``v`` (unless NaN) into the sorted ``buf[:nv]``; the new count."""
+    if np.isnan(v):
+        return nv
+    b = nv - 1
+    while b >= 0 and buf[b] > v:
+        buf[b + 1] = buf[b]
+        b -= 1
+    buf[b + 1] = v
+    return nv + 1
+
+
+@numba.njit(cache=CACHE, nogil=True, inline="always")
+def _remove_value(buf: FloatArray, nv: int, v: float) -> int:  # pragma: no cover - compiled
+    """Remove one ``v`` (unless NaN) from the sorted ``buf[:nv]``, which holds it; the new count."""
+    if np.isnan(v):
+        return nv
+    lo = 0
+    hi = nv - 1
+    while lo < hi:  # first position holding v
+        mid = (lo + hi) >> 1
+        if buf[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    for j in range(lo, nv - 1):
+        buf[j] = buf[j + 1]
+    return nv - 1
+
+
+@numba.njit(cache=CACHE, nogil=True, inline="always")
+def _insert_valid(
+    row: FloatArray, start: int, stop: int, buf: FloatArray, nv: int
+) -> int:  # pragma: no cover
+    """Insert the non-NaN values of ``row[start:stop]`` into the sorted ``buf[:nv]``; new count."""
+    for c in range(start, stop):
+        nv = _insert_value(buf, nv, row[c])
+    return nv
+
+
+@numba.njit(cache=CACHE, nogil=True, inline="always")
+def _median_with(buf: FloatArray, nv: int, v: float) -> tuple[float, int]:  # pragma: no cover - compiled
+    """Median (as ``nanmedian_rows``) and count of the sorted ``buf[:nv]`` plus ``v`` (unless NaN).
+
+    ``v`` is not inserted: the k-th of the union is read off ``buf`` around ``v``'s position.
+    """
+    if np.isnan(v):
+        return _median_sorted(buf, nv), nv
+    p = 0
+    hi = nv
+    while p < hi:  # v's position: after every value below it
+        mid = (p + hi) >> 1
+        if buf[mid] < v:
+            p = mid + 1
+        else:
+            hi = mid
+    total = nv + 1
+    k1 = (total - 1) // 2
+    k2 = total // 2
+    a = buf[k1] if k1 < p else (v if k1 == p else buf[k1 - 1])
+    b = buf[k2] if k2 < p else (v if k2 == p else buf[k2 - 1])
+    return float(0.5 * (a + b)), total
 
 
 @numba.njit(cache=CACHE, nogil=True, inline="always", error_model="numpy")
