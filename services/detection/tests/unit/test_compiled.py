@@ -152,6 +152,12 @@ def test_recent_window_stats_equal_the_numpy_kernels(
     center = rng.normal(50, 1, (rounds, n))
     center[:, 0] = np.nan  # a series without a reference yet
     scale = np.abs(rng.normal(5, 1, (rounds, n)))
+    # most points see the reference of the point before (it refreshes every few points)
+    steady = rng.random((rounds, n)) < 0.7
+    steady[0] = False
+    for r in range(1, rounds):
+        center[r] = np.where(steady[r], center[r - 1], center[r])
+        scale[r] = np.where(steady[r], scale[r - 1], scale[r])
     got = compiled.recent_window_stats(x, history, n_before, level_n, spread_n, center, scale, EDGES)
     # the windows, materialised the plain way
     win = np.empty((rounds, n, m + 1))

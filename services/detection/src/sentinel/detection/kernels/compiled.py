@@ -325,7 +325,10 @@ def recent_window_stats(
     lev = np.empty(max(lh, 1))  # the window's past values, valid ones, sorted
     spr = np.empty(max(sh, 1))
     dev = np.empty(spread_n)
+    past = np.zeros(len(edges) + 1)  # histogram of `spr` against (p_cen, p_sc), when `have`
+    p_cen = p_sc = np.nan
     for i in range(n):
+        have = False
         # Consecutive points of a series share all but one past value: the sorted past values
         # slide (one removal, one insertion) instead of every window being sorted afresh.
         cur = n_before[0, i]
@@ -337,14 +340,23 @@ def recent_window_stats(
                 cur = cv
                 nl = _insert_valid(history[i], cur + m - lh, cur + m, lev, 0)
                 ns = _insert_valid(history[i], cur + m - sh, cur + m, spr, 0)
+                have = False
             while cur < cv:
                 new = history[i, cur + m]
                 if lh > 0:
                     nl = _remove_value(lev, nl, history[i, cur + m - lh])
                     nl = _insert_value(lev, nl, new)
                 if sh > 0:
-                    ns = _remove_value(spr, ns, history[i, cur + m - sh])
+                    old = history[i, cur + m - sh]
+                    ns = _remove_value(spr, ns, old)
                     ns = _insert_value(spr, ns, new)
+                    if have:  # the histogram slides too, while the reference stays the same
+                        b = _bin(old, p_cen, p_sc, edges)
+                        if b >= 0:
+                            past[b] -= 1.0
+                        b = _bin(new, p_cen, p_sc, edges)
+                        if b >= 0:
+                            past[b] += 1.0
                 cur += 1
             v = x[r, i]
             med, nv = _median_with(lev, nl, v)
@@ -353,13 +365,17 @@ def recent_window_stats(
             med, nv = _median_with(spr, ns, v)
             c_spread[r, i] = med
             n_spread[r, i] = nv
+            # histogram: the past values' (recounted only when the reference moved), plus the point
+            cen = center[r, i]
+            sc = scale[r, i]
+            if not (have and cen == p_cen and sc == p_sc):
+                past[:] = 0.0
+                _histogram_sorted(spr, ns, cen, sc, edges, past)
+                p_cen, p_sc, have = cen, sc, True
             out = hist[r, i]
-            _histogram_sorted(spr, ns, center[r, i], scale[r, i], edges, out)
-            u = (v - center[r, i]) / scale[r, i]
-            if not np.isnan(u):
-                b = 0
-                while b < len(edges) and u >= edges[b]:
-                    b += 1
+            out[:] = past
+            b = _bin(v, cen, sc, edges)
+            if b >= 0:
                 out[b] += 1.0
             # absolute deviations from the spread median in window order (NaN as 0, as nansum)
             d = abs(v - med)
@@ -369,6 +385,18 @@ def recent_window_stats(
                 dev[c] = 0.0 if np.isnan(d) else d
             sum_dev[r, i] = pairwise_sum(dev, 0, spread_n)
     return c_level, n_level, c_spread, n_spread, sum_dev, hist
+
+
+@numba.njit(cache=CACHE, nogil=True, inline="always", error_model="numpy")
+def _bin(v: float, cen: float, sc: float, edges: FloatArray) -> int:  # pragma: no cover - compiled
+    """``binned_counts``' bin of one value: edges at or below ``(v - cen) / sc``; -1 if NaN."""
+    u = (v - cen) / sc
+    if np.isnan(u):
+        return -1
+    b = 0
+    while b < len(edges) and u >= edges[b]:
+        b += 1
+    return b
 
 
 @numba.njit(cache=CACHE, nogil=True, inline="always")
