@@ -165,3 +165,13 @@ def test_packed_score_columns_equal_the_element_wise_ones() -> None:
         contributions=None,
     )
     assert convert.score_columns(empty) == convert._score_columns_slow(empty)
+
+
+def test_remembered_tables_are_bounded_by_their_bytes() -> None:
+    cache = convert.SeriesKeyCache(max_table_bytes=200)
+    small = [common_pb2.SeriesKey(name=f"m{i}") for i in range(3)]
+    large = [common_pb2.SeriesKey(name=f"big{i}", labels={"k": "v" * 50}) for i in range(5)]
+    for table in (small, large, small):
+        series, _ = cache.table(_batch("b", table, 4))
+        assert series == tuple(convert.series_key(k) for k in table)
+    assert len(cache._tables) == 1 and cache._table_bytes <= 200

@@ -97,20 +97,26 @@ class SeriesKeyCache:
     Args:
         max_keys: keys remembered (the oldest dropped first).
         max_tables: whole tables remembered (least recently used dropped first).
+        max_table_bytes: wire bytes of all remembered tables together (bounds memory when tables
+            are large); a table larger than this is never remembered whole.
     """
 
-    def __init__(self, *, max_keys: int = 200_000, max_tables: int = 256) -> None:
+    def __init__(
+        self, *, max_keys: int = 200_000, max_tables: int = 256, max_table_bytes: int = 16 << 20
+    ) -> None:
         self.max_keys = max_keys
         self.max_tables = max_tables
+        self.max_table_bytes = max_table_bytes
         self._keys: dict[bytes, tuple[SeriesKey, bool]] = {}
         self._tables: OrderedDict[bytes, tuple[tuple[SeriesKey, ...], bool]] = OrderedDict()
+        self._table_bytes = 0
 
     def table(self, batch: common_pb2.SampleBatch) -> tuple[tuple[SeriesKey, ...], bool]:
         """The batch's series table and whether every key in it is valid."""
         messages = batch.series
         if not messages:
             return (), True
-        region = self._table_bytes(batch)
+        region = self._region(batch)
         if region is None:
             return self._build(messages, None)
         known = self._tables.get(region)
@@ -121,9 +127,11 @@ class SeriesKeyCache:
         if entries is None or len(entries) != len(messages):
             return self._build(messages, None)
         table = self._build(messages, entries)
-        self._tables[region] = table
-        if len(self._tables) > self.max_tables:
-            self._tables.popitem(last=False)
+        if len(region) <= self.max_table_bytes:
+            self._tables[region] = table
+            self._table_bytes += len(region)
+            while len(self._tables) > self.max_tables or self._table_bytes > self.max_table_bytes:
+                self._table_bytes -= len(self._tables.popitem(last=False)[0])
         return table
 
     def _build(
@@ -150,7 +158,7 @@ class SeriesKeyCache:
         return tuple(keys), all_valid
 
     @staticmethod
-    def _table_bytes(batch: common_pb2.SampleBatch) -> bytes | None:
+    def _region(batch: common_pb2.SampleBatch) -> bytes | None:
         """The bytes of the batch's run of `series` fields, cut out of its serialisation.
 
         Known fields serialise in field-number order (unknown ones after them), so the run sits
