@@ -198,3 +198,37 @@ def test_the_numba_cache_goes_where_it_can_be_written(
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     assert not compiled._settle_cache_dir()
     assert "NUMBA_CACHE_DIR" not in os.environ
+
+
+class _NumpyRecurrences(StreamingScorer):
+    """The engine with the NumPy round-by-round recurrences instead of the compiled kernel."""
+
+    compiled_recurrences = False
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_recurrences_equal_the_numpy_recurrences(seed: int) -> None:
+    rng = np.random.default_rng(SEED + seed)
+    n_series, n_points = 7, 3 * 24 * 6 + 50  # three days at 10 minutes: seasonal bins learn and speak
+    cfg = EngineConfig(capacity=n_series)
+    compiled_engine, numpy_engine = StreamingScorer(cfg), _NumpyRecurrences(cfg)
+    hours = np.arange(n_points) / 6.0
+    values = 100 + 20 * np.sin(2 * np.pi * hours / 24)[None, :] + rng.normal(0, 3, (n_series, n_points))
+    values[1] = np.round(values[1] / 10)  # counts
+    values[2, 200:260] += 80  # a level shift
+    values[rng.random(values.shape) < 0.05] = np.nan  # missing points
+    times = 1_700_000_000_000_000_000 + np.arange(n_points, dtype=np.int64) * 600_000_000_000
+    at = 0
+    while at < n_points:  # calls of varied size, series interleaved
+        step = int(rng.integers(1, 40))
+        part = slice(at, min(at + step, n_points))
+        k_ = part.stop - part.start
+        slots = np.tile(np.arange(n_series), k_)
+        t = np.repeat(times[part], n_series)
+        x = values[:, part].T.ravel()
+        a, b = compiled_engine.score(slots, t, x), numpy_engine.score(slots, t, x)
+        for name in ("score", "baseline", "contributions", "detector"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        at = part.stop
+    for name, arr in compiled_engine.state.floats.items():
+        np.testing.assert_array_equal(arr, numpy_engine.state.floats[name], err_msg=name)

@@ -59,7 +59,7 @@ from sentinel.runtime.clock import SystemClock
 async def main():
     service = DetectionService(config=EngineConfig(capacity=4), store=MemoryOnlyStateStore(),
                                sink=NoAnomalySink(), clock=SystemClock())
-    kernels = (compiled.reference_sorted_rows, compiled.recent_window_stats)
+    kernels = (compiled.reference_sorted_rows, compiled.recent_window_stats, compiled.recurrences)
     before = min(len(f.signatures) for f in kernels)
     await service.start()
     after = min(len(f.signatures) for f in kernels)

@@ -38,6 +38,18 @@ IntArray = npt.NDArray[np.int64]
 NS_PER_DAY = 86_400_000_000_000
 _LN10 = float(np.log(10.0))
 _LN2 = np.log(2.0)
+# The recurrence state learnt by StreamingScorer._recurrences, in _store_recurrences order.
+_RECURRENCE_FIELDS = (
+    "ew_mean",
+    "ew_var",
+    "cusum_pos",
+    "cusum_neg",
+    "seas_dev",
+    "hod",
+    "hod_n",
+    "dow",
+    "dow_n",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,6 +104,8 @@ class StreamingScorer:
     chunk_points: int = 1 << 16
     """Upper bound on ``rounds x series`` of one block (bounds the temporary memory)."""
     refresh_rows: int = 4096
+    compiled_recurrences: bool = True
+    """EWMA/CUSUM/seasonal recurrences in the compiled kernel; False runs the NumPy reference."""
     """Reference refreshes are computed in batches of at most this many windows."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
@@ -551,9 +565,7 @@ class StreamingScorer:
         whether the seasonal detector speaks and its prediction, each ``(K, n)``.
         """
         cfg = self.config
-        fl, it = self.state.floats, self.state.ints
-        K, n = X.shape
-        cols = np.arange(n, dtype=np.intp)
+        fl = self.state.floats
         ew_m, ew_v = fl["ew_mean"][s], fl["ew_var"][s]
         cp, cn = fl["cusum_pos"][s], fl["cusum_neg"][s]
         seas_dev = fl["seas_dev"][s]
@@ -561,19 +573,78 @@ class StreamingScorer:
         dow, dow_n = fl["dow"][s], fl["dow_n"][s]
         hod_f, hod_nf = hod.ravel(), hod_n.ravel()
         dow_f, dow_nf = dow.ravel(), dow_n.ravel()
-        bins = k.seasonal_bins(T)
-        FH = bins.hour + (cols * hod.shape[1])
-        FD = bins.dow + (cols * dow.shape[1])
-        # first_time as each point sees it: a new series takes its first valid point's time
-        ft0 = it["first_time"][s]
-        FT = np.broadcast_to(ft0, (K, n))
-        starting = (count0 == 0) & V.any(axis=0)
-        if starting.any():
-            first = np.argmax(V, axis=0)
-            after_first = np.arange(K)[:, None] > first[None, :]
-            FT = np.where(starting[None, :] & after_first, T[first, cols][None, :], ft0[None, :])
-        age_ok = cfg.seasonal_min_days <= (T - FT) / NS_PER_DAY
+        FH, FD, age_ok = self._seasonal_positions(s, T, V, count0, hod.shape[1], dow.shape[1])
         gain_scale = cfg.seasonal_gain * SCALE
+        if self.compiled_recurrences:
+            # One compiled pass per series (series own their seasonal bins, so their rounds run back
+            # to back); the per-element arithmetic of _recurrence_rounds, bit-identical.
+            ew_m, ew_v = np.ascontiguousarray(ew_m), np.ascontiguousarray(ew_v)
+            cp, cn = np.ascontiguousarray(cp), np.ascontiguousarray(cn)
+            seas_dev = np.ascontiguousarray(seas_dev)
+            cusum_max, seas_on, pred_all, seas_z = compiled.recurrences(
+                np.ascontiguousarray(X),
+                np.ascontiguousarray(SCALE),
+                np.ascontiguousarray(FLOOR),
+                np.ascontiguousarray(gain_scale),
+                np.ascontiguousarray(age_ok),
+                np.ascontiguousarray(FH, dtype=np.int64),
+                np.ascontiguousarray(FD, dtype=np.int64),
+                ew_m,
+                ew_v,
+                cp,
+                cn,
+                seas_dev,
+                hod_f,
+                hod_nf,
+                dow_f,
+                dow_nf,
+                cfg.cusum_k,
+                cfg.cusum_cap,
+                float(cfg.ewma_alpha),
+                float(1.0 - np.asarray(cfg.ewma_alpha, dtype=np.float64)),
+                float(cfg.seasonal_alpha),
+                float(cfg.seasonal_min_visits),
+                MEAN_AD_TO_SIGMA,
+            )
+            Z[:, :, 3] = seas_z
+        else:
+            cusum_max, seas_on, pred_all, ew_m, ew_v, cp, cn, seas_dev = self._recurrence_rounds(
+                X, SCALE, FLOOR, Z, all_valid, FH, FD, age_ok, gain_scale,
+                (ew_m, ew_v, cp, cn, seas_dev), (hod_f, hod_nf, dow_f, dow_nf),
+            )  # fmt: skip
+        self._store_recurrences(s, ew_m, ew_v, cp, cn, seas_dev, hod, hod_n, dow, dow_n)
+        return cusum_max, seas_on, pred_all
+
+    def _recurrence_rounds(
+        self,
+        X: FloatArray,
+        SCALE: FloatArray,
+        FLOOR: FloatArray,
+        Z: FloatArray,
+        all_valid: bool,
+        FH: IntArray,
+        FD: IntArray,
+        age_ok: npt.NDArray[np.bool_],
+        gain_scale: FloatArray,
+        columns: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
+        bins: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    ) -> tuple[
+        FloatArray,
+        npt.NDArray[np.bool_],
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+    ]:
+        """The recurrences in NumPy, round by round over ``(n,)`` columns: the reference of the
+        compiled kernel (``compiled_recurrences = False``). Updates the flat seasonal ``bins``
+        in place; returns the outputs and the new ``columns``."""
+        cfg = self.config
+        K, n = X.shape
+        ew_m, ew_v, cp, cn, seas_dev = columns
+        hod_f, hod_nf, dow_f, dow_nf = bins
         cusum_max = np.empty((K, n))
         seas_on = np.empty((K, n), dtype=bool)
         pred_all = np.empty((K, n))
@@ -651,12 +722,34 @@ class StreamingScorer:
                 abs_res = np.minimum(np.abs(resid), 5.0 * seas_scale)
                 upd = np.where(np.isnan(seas_dev), abs_res, seas_dev + ea * (abs_res - seas_dev))
                 seas_dev = np.where(np.isnan(abs_res), seas_dev, upd)
-        fl["ew_mean"][s], fl["ew_var"][s] = ew_m, ew_v
-        fl["cusum_pos"][s], fl["cusum_neg"][s] = cp, cn
-        fl["seas_dev"][s] = seas_dev
-        fl["hod"][s], fl["hod_n"][s] = hod, hod_n
-        fl["dow"][s], fl["dow_n"][s] = dow, dow_n
-        return cusum_max, seas_on, pred_all
+        return cusum_max, seas_on, pred_all, ew_m, ew_v, cp, cn, seas_dev
+
+    def _seasonal_positions(
+        self, s: IntArray, T: IntArray, V: npt.NDArray[np.bool_], count0: IntArray, n_hours: int, n_days: int
+    ) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
+        """Flat hour-of-day and day-of-week bin of every point, and whether its series is old enough."""
+        cfg = self.config
+        K, n = T.shape
+        cols = np.arange(n, dtype=np.intp)
+        bins = k.seasonal_bins(T)
+        FH = bins.hour + (cols * n_hours)
+        FD = bins.dow + (cols * n_days)
+        # first_time as each point sees it: a new series takes its first valid point's time
+        ft0 = self.state.ints["first_time"][s]
+        FT = np.broadcast_to(ft0, (K, n))
+        starting = (count0 == 0) & V.any(axis=0)
+        if starting.any():
+            first = np.argmax(V, axis=0)
+            after_first = np.arange(K)[:, None] > first[None, :]
+            FT = np.where(starting[None, :] & after_first, T[first, cols][None, :], ft0[None, :])
+        age_ok = cfg.seasonal_min_days <= (T - FT) / NS_PER_DAY
+        return FH, FD, age_ok
+
+    def _store_recurrences(self, s: IntArray, *columns: FloatArray) -> None:
+        """Write back the recurrence state gathered for slots ``s`` (in :data:`_RECURRENCE_FIELDS` order)."""
+        fl = self.state.floats
+        for name, column in zip(_RECURRENCE_FIELDS, columns, strict=True):
+            fl[name][s] = column
 
     def _calibrate(self, s: IntArray, U: FloatArray, learn: npt.NDArray[np.bool_]) -> FloatArray:
         """Each detector's surprise standardised by its running mean/variance on the series; learns them.

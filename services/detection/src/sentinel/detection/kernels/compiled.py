@@ -482,3 +482,125 @@ def _histogram_sorted(
         while b < n_edges and u >= edges[b]:
             b += 1
         out[b] += 1.0
+
+
+@numba.njit(cache=CACHE, nogil=True, inline="always")
+def _np_maximum(a: float, b: float) -> float:  # pragma: no cover - compiled
+    """``np.maximum`` of two scalars: NaN if either is NaN."""
+    if np.isnan(a) or np.isnan(b):
+        return np.nan
+    return a if a >= b else b
+
+
+@numba.njit(cache=CACHE, nogil=True, inline="always")
+def _np_minimum(a: float, b: float) -> float:  # pragma: no cover - compiled
+    """``np.minimum`` of two scalars: NaN if either is NaN."""
+    if np.isnan(a) or np.isnan(b):
+        return np.nan
+    return a if a <= b else b
+
+
+@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
+def recurrences(
+    x: FloatArray,
+    scale: FloatArray,
+    floor: FloatArray,
+    gain_scale: FloatArray,
+    age_ok: npt.NDArray[np.bool_],
+    fh: npt.NDArray[np.int64],
+    fd: npt.NDArray[np.int64],
+    ew_m: FloatArray,
+    ew_v: FloatArray,
+    cp: FloatArray,
+    cn: FloatArray,
+    seas_dev: FloatArray,
+    hod_f: FloatArray,
+    hod_nf: FloatArray,
+    dow_f: FloatArray,
+    dow_nf: FloatArray,
+    cusum_k: float,
+    cusum_cap: float,
+    ewma_alpha: float,
+    one_minus_alpha: float,
+    seasonal_alpha: float,
+    min_visits: float,
+    mean_ad_to_sigma: float,
+) -> tuple[FloatArray, npt.NDArray[np.bool_], FloatArray, FloatArray]:  # pragma: no cover - compiled
+    """EWMA + CUSUM and the seasonal profile of a ``(K, n)`` block, point by point per series.
+
+    The per-element arithmetic of ``StreamingScorer._recurrence_rounds`` (the round-by-round
+    NumPy loop) in the same order; series are independent (each owns its seasonal bins), so one
+    series' rounds run back to back. Updates ``ew_m``, ``ew_v``, ``cp``, ``cn``, ``seas_dev``
+    (``(n,)``) and the flat seasonal bins in place.
+
+    Args:
+        x, scale, floor, gain_scale: ``(K, n)`` values, robust sigma, sigma floor and
+            ``seasonal_gain * scale``.
+        age_ok: ``(K, n)`` the series is old enough for the seasonal detector.
+        fh, fd: ``(K, n)`` flat index of each point's hour-of-day / day-of-week bin.
+        ew_m, ew_v, cp, cn, seas_dev: ``(n,)`` recurrence state.
+        hod_f, hod_nf, dow_f, dow_nf: flat seasonal bins and their visit counts.
+        cusum_k, cusum_cap, ewma_alpha, one_minus_alpha, seasonal_alpha, min_visits,
+            mean_ad_to_sigma: parameters (``one_minus_alpha`` as NumPy forms ``1 - alpha``).
+
+    Returns:
+        ``(K, n)`` ``max(S+, S-)``, whether the seasonal detector speaks, its prediction and the
+        seasonal z.
+    """
+    K, n = x.shape
+    cusum_max = np.empty((K, n))
+    seas_on = np.empty((K, n), dtype=np.bool_)
+    pred_all = np.empty((K, n))
+    seas_z = np.empty((K, n))
+    for i in range(n):
+        m_i, v_i, p_i, q_i, sd = ew_m[i], ew_v[i], cp[i], cn[i], seas_dev[i]
+        for r in range(K):
+            xv = x[r, i]
+            # CUSUM of the residual from the EWMA mean (a NaN residual leaves the sums)
+            z = (xv - m_i) / scale[r, i]
+            if not np.isnan(z):
+                p_i = _np_minimum(_np_maximum(p_i + z - cusum_k, 0.0), cusum_cap)
+                q_i = _np_minimum(_np_maximum(q_i - z - cusum_k, 0.0), cusum_cap)
+            cusum_max[r, i] = _np_maximum(p_i, q_i)
+            # EWMA mean/variance (a series starts at its first value)
+            if not np.isnan(xv):
+                if np.isnan(m_i):
+                    m_i = xv
+                    v_i = 0.0
+                else:
+                    d = xv - m_i
+                    ad = ewma_alpha * d
+                    v_i = one_minus_alpha * (v_i + ad * d)
+                    m_i = m_i + ad
+            # seasonal profile: hour-of-day level plus day-of-week effect
+            h = fh[r, i]
+            w = fd[r, i]
+            hod_pred = hod_f[h]
+            visits = hod_nf[h]
+            dow_raw = dow_f[w]
+            dow_eff = _nan_to_num(dow_raw)
+            pred = hod_pred + dow_eff
+            pred_all[r, i] = pred
+            resid = xv - pred
+            seas_scale = _fmax(mean_ad_to_sigma * sd, floor[r, i])
+            seas_on[r, i] = visits >= min_visits and age_ok[r, i] and seas_scale < gain_scale[r, i]
+            seas_z[r, i] = resid / seas_scale
+            # learn the seasonal bins (targets as in kernels.seasonal_update)
+            y = xv - dow_eff
+            if not np.isnan(y):
+                n_h = visits + 1.0
+                step_h = _np_maximum(seasonal_alpha, 1.0 / n_h)
+                hod_f[h] = y if np.isnan(hod_pred) else hod_pred + step_h * (y - hod_pred)
+                hod_nf[h] = n_h
+            y2 = xv - hod_pred
+            if not np.isnan(y2):
+                n_d = dow_nf[w] + 1.0
+                step_d = _np_maximum(seasonal_alpha, 1.0 / n_d)
+                dow_f[w] = y2 if np.isnan(dow_raw) else dow_raw + step_d * (y2 - dow_raw)
+                dow_nf[w] = n_d
+            # residual sigma from clipped residuals (NaN residual: unchanged)
+            abs_res = _np_minimum(abs(resid), 5.0 * seas_scale)
+            if not np.isnan(abs_res):
+                sd = abs_res if np.isnan(sd) else sd + ewma_alpha * (abs_res - sd)
+        ew_m[i], ew_v[i], cp[i], cn[i], seas_dev[i] = m_i, v_i, p_i, q_i, sd
+    return cusum_max, seas_on, pred_all, seas_z
