@@ -180,3 +180,13 @@ def test_cauchy_combination_is_led_by_the_smallest_p() -> None:
 def test_surprise_score_maps_half_to_one_half() -> None:
     s = mk.surprise_score(np.array([1.0, 1e-2, 1e-300]), 2.0)
     np.testing.assert_allclose(s, [0.0, 0.5, 300 / 302])
+
+
+def test_the_error_rate_scale_is_at_least_its_binomial_sampling_sd() -> None:
+    rng = np.random.default_rng(SEED)
+    n = 40
+    p_hat = rng.binomial(n, 0.03, 100_000) / n
+    sd = float(np.std(np.arcsin(np.sqrt(p_hat))))
+    floor = mk.sampling_floor(np.full((1, mk.N_FEATURES), 1e-3), np.array([float(n)]))
+    assert floor[0, mk.ERROR_RATE] >= 0.6 * sd
+    assert floor[0, 0] == 1e-3

@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +45,9 @@ from sentinel.detection.domain.series import SeriesKey, SeriesRef, validate_seri
 from sentinel.detection.domain.slots import NO_TIME, SeriesEntry, SlotsExhaustedError, SlotTable
 from sentinel.detection.engine import DETECTOR_NAMES, Detector, EngineConfig, EngineState, StreamingScorer
 from sentinel.detection.ports import AnomalySink, StateStore
+
+if TYPE_CHECKING:
+    from sentinel.detection.multivariate import MultivariateMonitor
 from sentinel.runtime.clock import Clock
 from sentinel.runtime.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 
@@ -144,8 +148,10 @@ class DetectionService:
         sink: AnomalySink,
         clock: Clock,
         options: Options | None = None,
+        multivariate: MultivariateMonitor | None = None,
     ) -> None:
         self.config = config
+        self.multivariate = multivariate
         self.options = options or Options()
         self._store = store
         self._sink = sink
@@ -179,6 +185,8 @@ class DetectionService:
         await self._store.open()
         self._batcher.start()
         await self._batcher.call(self._warm)
+        if self.multivariate is not None:
+            await self.multivariate.start()
         await self._sink.start()
         if self._store.durable and self.options.checkpoint_interval_s > 0:
             self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="detection-checkpoints")
@@ -198,6 +206,8 @@ class DetectionService:
             except Exception:
                 logger.exception("final checkpoint failed")
         await self._batcher.close()
+        if self.multivariate is not None:
+            await self.multivariate.stop()
         await self._sink.stop()
         await self._store.close()
 
@@ -249,6 +259,8 @@ class DetectionService:
         return outcome
 
     async def _score(self, tenant: str, request: ScoreRequest) -> ScoreOutcome:
+        if self.multivariate is not None:
+            self.multivariate.observe(tenant, request)
         n = len(request)
         used, local_of_point = np.unique(request.series_index, return_inverse=True)
         refs = [SeriesRef(tenant, request.series[i]) for i in used.tolist()]
@@ -651,7 +663,8 @@ class DetectionService:
 
     def list_detectors(self, kind: DetectorKind = DetectorKind.UNSPECIFIED) -> list[DetectorInfo]:
         """The detector catalogue of the configured engine."""
-        return catalogue(self.config, kind)
+        extra = self.multivariate.catalogue(kind) if self.multivariate is not None else []
+        return catalogue(self.config, kind) + extra
 
     async def _state_bytes(self, ref: SeriesRef) -> tuple[bytes | None, SeriesEntry | None]:
         entry = self._table.peek(ref)

@@ -405,6 +405,7 @@ class MultivariateScorer:
             x = mk.model_space(cb.raw[None, :])[0]
             if hist.n >= cfg.min_history:
                 center, scale = mk.robust_center_scale(hist.rows[None, : hist.n], cfg.scale_floor)
+                scale = mk.sampling_floor(scale, np.array([float(cb.calls)]))
                 z = mk.standardise(x[None, :], center, scale, cfg.z_clip)[0]
                 rows.append((cb, x, z, center[0]))
                 self._add_train(z)

@@ -119,6 +119,20 @@ def robust_center_scale(history: FloatArray, floor: float) -> tuple[FloatArray, 
     return center, scale
 
 
+def sampling_floor(scale: FloatArray, calls: FloatArray) -> FloatArray:
+    """Raise the error-rate scale to its binomial sampling sd: arcsin(sqrt(p_hat)) of n calls has
+    sd ~ 1 / (2 sqrt(n)) whatever p is. (A low error rate is mostly 0 per bucket, so its MAD is 0
+    and a single failed call would otherwise look like many sigmas.)
+
+    Args:
+        scale: Shape (n, F), as from `robust_center_scale`.
+        calls: Shape (n,), calls in each bucket (>= 1).
+    """
+    out = scale.copy()
+    out[:, ERROR_RATE] = np.maximum(out[:, ERROR_RATE], 0.5 / np.sqrt(np.maximum(calls, 1.0)))
+    return out
+
+
 def standardise(x: FloatArray, center: FloatArray, scale: FloatArray, clip: float) -> FloatArray:
     """(x - center) / scale, clipped to [-clip, clip]; NaN (unobserved) becomes 0 (= typical).
 

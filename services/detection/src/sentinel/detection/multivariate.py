@@ -1,0 +1,268 @@
+"""The multivariate monitor: LLM points in, per-(service, model) bucket anomalies out.
+
+Every accepted ScoreSamples batch hands its `llm.*` points here (`observe`, on the event loop: a
+dictionary look-up per series and one NumPy mask). Folding, scoring and refitting the pooled PyOD
+model run on one dedicated worker thread, in submission order, never on the event loop and never
+on the univariate micro-batcher's thread. PyOD is imported and its numba paths compiled there
+during `start`, which the server awaits before health reports SERVING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from prometheus_client import Counter, Gauge
+
+from sentinel.detection.domain.batch import ScoreRequest
+from sentinel.detection.domain.detectors import DetectorInfo, DetectorKind, Parameter
+from sentinel.detection.domain.multivariate import (
+    DETECTORS,
+    BucketFolder,
+    Group,
+    MultivariateAnomaly,
+    MultivariateConfig,
+    MultivariateEpisodes,
+    MultivariateScorer,
+    input_column,
+)
+from sentinel.detection.domain.series import SeriesKey
+from sentinel.detection.engine import AnomalyType
+from sentinel.detection.ports import AnomalySink
+from sentinel.detection.settings import DetectionSettings
+
+logger = logging.getLogger(__name__)
+
+BUCKETS = Counter("sentinel_detection_multivariate_buckets_total", "Closed buckets", ["outcome"])
+FITS = Counter("sentinel_detection_multivariate_fits_total", "Fits of the pooled multivariate model")
+DROPPED = Counter("sentinel_detection_multivariate_dropped_points_total", "LLM points not folded", ["reason"])
+GROUPS = Gauge("sentinel_detection_multivariate_groups", "(tenant, service, model) groups with history")
+
+_DESCRIPTIONS = {
+    "iforest": "isolation forest: how few random splits isolate the bucket's standardised vector",
+    "ecod": "empirical-CDF outlier detection: summed per-feature tail surprise (parameter-free)",
+    "copod": "copula outlier detection: summed empirical-copula tail surprise (parameter-free)",
+    "hbos": "histogram-based outlier score: summed per-feature log inverse histogram density",
+}
+_PARAMETERS = {
+    "iforest": (("iforest_trees", "trees of the forest"), ("seed", "random state")),
+    "ecod": (),
+    "copod": (),
+    "hbos": (("hbos_bins", "histogram bins per feature"),),
+}
+_SHARED = (
+    ("bucket_s", "seconds per feature vector of a (service, model)"),
+    ("min_calls", "calls a bucket needs to be scored"),
+    ("history", "buckets per group for its median / robust sigma"),
+    ("scale_floor", "floor of the robust sigma (log units)"),
+    ("train_rows", "standardised vectors the pooled model is fitted on"),
+    ("refit_every", "scored buckets between refits"),
+    ("tail_fraction", "share of training scores fitted by the exponential tail"),
+)
+_TYPES = (
+    AnomalyType.LATENCY_SPIKE,
+    AnomalyType.ERROR_RATE_INCREASE,
+    AnomalyType.TOKEN_USAGE_SPIKE,
+    AnomalyType.COST_ANOMALY,
+    AnomalyType.THROUGHPUT_DROP,
+    AnomalyType.LEVEL_SHIFT,
+)
+
+
+def catalogue(
+    config: MultivariateConfig, kind: DetectorKind = DetectorKind.UNSPECIFIED
+) -> list[DetectorInfo]:
+    """ListDetectors entries of the multivariate detectors and of their ensemble."""
+    params = config.parameters()
+
+    def parameters(names: Sequence[tuple[str, str]]) -> tuple[Parameter, ...]:
+        return tuple(Parameter(name, params[name], text) for name, text in names)
+
+    out = [
+        DetectorInfo(
+            name=name,
+            description=_DESCRIPTIONS[name] + "; over per-(service, model) LLM feature vectors",
+            kind=DetectorKind.MULTIVARIATE,
+            parameters=parameters((*_PARAMETERS[name], *_SHARED)),
+            weight=1.0 / len(DETECTORS),
+            threshold=config.threshold,
+            warmup_points=config.min_history,
+            anomaly_types=_TYPES,
+        )
+        for name in DETECTORS
+    ]
+    out.append(
+        DetectorInfo(
+            name="multivariate_ensemble",
+            description=(
+                "Cauchy combination of the multivariate detectors' p-values (each calibrated on its "
+                "training scores, exponential tail past the top), mapped to [0, 1] by u / (u + "
+                "half_surprise); reported as metric llm.multivariate"
+            ),
+            kind=DetectorKind.ENSEMBLE,
+            parameters=parameters(
+                (
+                    ("half_surprise", "combined surprise (-log10 p) mapped to score 0.5"),
+                    ("threshold", "score at or above which a bucket is anomalous"),
+                    ("min_history", "buckets a (service, model) needs before it is scored"),
+                )
+            ),
+            weight=0.0,
+            threshold=config.threshold,
+            warmup_points=config.min_history,
+            anomaly_types=_TYPES,
+        )
+    )
+    return out if kind is DetectorKind.UNSPECIFIED else [d for d in out if d.kind is kind]
+
+
+class MultivariateMonitor:
+    """Feeds `llm.*` points to the bucket folder and the pooled scorer on one worker thread."""
+
+    def __init__(
+        self,
+        *,
+        config: MultivariateConfig,
+        sink: AnomalySink,
+        episode_gap_ns: int,
+        max_pending: int = 256,
+        scorer: MultivariateScorer | None = None,
+    ) -> None:
+        self.config = config
+        self._sink = sink
+        self._max_pending = max_pending
+        self._folder = BucketFolder(
+            width_ns=config.width_ns, grace_ns=int(config.grace_s * 1e9), max_groups=config.max_groups
+        )
+        self._scorer = scorer or MultivariateScorer(config)
+        self._episodes = MultivariateEpisodes(gap_ns=episode_gap_ns)
+        self._columns: dict[SeriesKey, int] = {}
+        self._pending: set[asyncio.Future[list[MultivariateAnomaly]]] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self.warm_s = 0.0
+
+    async def start(self) -> None:
+        """Start the worker thread; import PyOD and compile its paths there (seconds)."""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="detection-multivariate")
+        started = time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._scorer.warm)
+        self.warm_s = time.perf_counter() - started
+        logger.info("multivariate detectors warmed in %.2f s", self.warm_s)
+
+    async def drain(self) -> None:
+        """Wait for every batch handed over so far to be folded and scored."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def stop(self, drain_s: float = 5.0) -> None:
+        """Finish queued work (bounded), then stop the worker."""
+        if self._executor is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), drain_s)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = None
+
+    def catalogue(self, kind: DetectorKind = DetectorKind.UNSPECIFIED) -> list[DetectorInfo]:
+        return catalogue(self.config, kind)
+
+    def observe(self, tenant: str, request: ScoreRequest) -> None:
+        """Hand the LLM points of an accepted batch to the worker (never blocks, never raises)."""
+        if self._executor is None or len(request) == 0:
+            return
+        cols = np.array([self._column(key) for key in request.series], dtype=np.int64)
+        if not np.any(cols >= 0):
+            return
+        col_of_point = cols[request.series_index]
+        keep = np.flatnonzero(col_of_point >= 0)
+        if len(self._pending) >= self._max_pending:
+            DROPPED.labels("overload").inc(len(keep))
+            return
+        used, group_index = np.unique(request.series_index[keep], return_inverse=True)
+        group_of_series: dict[tuple[tuple[str, str], ...], int] = {}
+        groups: list[Group] = []
+        remap = np.empty(len(used), dtype=np.int64)
+        for j, s in enumerate(used.tolist()):
+            labels = request.series[s].labels
+            if labels not in group_of_series:
+                group_of_series[labels] = len(groups)
+                groups.append(Group(tenant, labels))
+            remap[j] = group_of_series[labels]
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            self._work,
+            groups,
+            remap[group_index.reshape(-1)],
+            col_of_point[keep],
+            request.time_unix_nano[keep],
+            request.value[keep],
+        )
+        self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _column(self, key: SeriesKey) -> int:
+        col = self._columns.get(key)
+        if col is None:
+            col = input_column(key.name)
+            if len(self._columns) >= 100_000:
+                self._columns.clear()
+            self._columns[key] = col
+        return col
+
+    def _work(
+        self,
+        groups: list[Group],
+        group_index: np.ndarray,
+        column: np.ndarray,
+        times: np.ndarray,
+        values: np.ndarray,
+    ) -> list[MultivariateAnomaly]:
+        late = self._folder.late_points
+        closed = self._folder.fold(groups, group_index, column, times, values)
+        if self._folder.late_points > late:
+            DROPPED.labels("late").inc(self._folder.late_points - late)
+        if not closed:
+            return []
+        fits = self._scorer.fits
+        findings = self._scorer.observe(closed)
+        FITS.inc(self._scorer.fits - fits)
+        GROUPS.set(self._scorer.groups)
+        BUCKETS.labels("closed").inc(len(closed))
+        BUCKETS.labels("scored").inc(len(findings))
+        changes: list[MultivariateAnomaly] = []
+        for finding in findings:
+            if finding.is_anomaly:
+                BUCKETS.labels("anomalous").inc()
+            changes += self._episodes.observe(finding)
+        return changes
+
+    def _done(self, future: asyncio.Future[list[MultivariateAnomaly]]) -> None:
+        self._pending.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            logger.error("multivariate scoring failed", exc_info=exc)
+            return
+        changes = future.result()
+        if changes:
+            self._sink.publish_multivariate(changes, threshold=self.config.threshold)
+
+
+def multivariate_monitor(settings: DetectionSettings, sink: AnomalySink) -> MultivariateMonitor | None:
+    """The monitor the settings ask for (None when SENTINEL_MULTIVARIATE_ENABLED is false)."""
+    if not settings.multivariate_enabled:
+        return None
+    config = MultivariateConfig(
+        bucket_s=settings.multivariate_bucket_s,
+        grace_s=min(30.0, settings.multivariate_bucket_s / 2),
+        history=settings.multivariate_history,
+        refit_every=settings.multivariate_refit_every,
+        threshold=settings.multivariate_threshold,
+    )
+    return MultivariateMonitor(config=config, sink=sink, episode_gap_ns=int(settings.episode_gap_s * 1e9))
