@@ -8,8 +8,11 @@ import asyncio
 import time
 from typing import Any
 
+import grpc
 import numpy as np
+import pytest
 from detection_support import MINUTE_NS, T0_NS, detection, settings
+from google.protobuf import timestamp_pb2
 
 from sentinel.api.common.v1 import common_pb2
 from sentinel.api.detection.v1 import detection_pb2
@@ -125,6 +128,17 @@ async def test_a_joint_degradation_is_published_as_one_multivariate_anomaly() ->
 
             assert await eventually(reported)
             await asyncio.sleep(0.3)  # any further (wrong) report would have arrived by now
+            group = common_pb2.SeriesKey(
+                name="llm.multivariate", labels={"service": "svc0", "model": "gpt-4o"}
+            )
+            state = await det.stub.GetSeriesState(pb.GetSeriesStateRequest(series=group), metadata=tenant)
+            at_degradation = timestamp_pb2.Timestamp()
+            at_degradation.FromNanoseconds(T0_NS + 63 * MINUTE_NS)
+            explained = await det.stub.ExplainScore(
+                pb.ExplainScoreRequest(series=group, sample_time=at_degradation), metadata=tenant
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as unknown:
+                await det.stub.GetSeriesState(pb.GetSeriesStateRequest(series=group))  # other tenant
     multivariate = [(t, a) for t, a in incidents.reports if a.series.name == "llm.multivariate"]
     degraded = [(t, a) for t, a in multivariate if a.series.labels["service"] == "svc0"]
     assert len(degraded) == 1, [a.explanation for _, a in multivariate]  # one episode, not per bucket
@@ -140,6 +154,14 @@ async def test_a_joint_degradation_is_published_as_one_multivariate_anomaly() ->
     )
     assert "latency_ms" in anomaly.explanation or "error_rate" in anomaly.explanation
     assert anomaly.anomaly_id in {a.anomaly_id for a in storage.written}
+    assert state.sample_count >= 24 and not state.warming_up
+    assert [d.detector for d in state.detectors] == ["iforest", "ecod", "copod", "hbos", "features"]
+    assert {"latency_ms", "latency_ms_baseline", "latency_ms_z"} <= set(state.detectors[-1].values)
+    assert explained.is_anomaly and explained.score >= 0.6
+    assert explained.sample_time.ToNanoseconds() <= T0_NS + 63 * MINUTE_NS
+    assert {c.detector for c in explained.contributions} == {"iforest", "ecod", "copod", "hbos"}
+    assert "llm.multivariate" in explained.explanation
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_list_detectors_names_the_multivariate_detectors_and_their_parameters() -> None:

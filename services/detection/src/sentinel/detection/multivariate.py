@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +25,7 @@ from sentinel.detection.domain.detectors import DetectorInfo, DetectorKind, Para
 from sentinel.detection.domain.multivariate import (
     DETECTORS,
     BucketFolder,
+    Finding,
     Group,
     MultivariateAnomaly,
     MultivariateConfig,
@@ -31,10 +33,14 @@ from sentinel.detection.domain.multivariate import (
     MultivariateScorer,
     input_column,
 )
+from sentinel.detection.domain.recent import RecentPoint
 from sentinel.detection.domain.series import SeriesKey
 from sentinel.detection.engine import AnomalyType
+from sentinel.detection.kernels.multivariate import FEATURES
 from sentinel.detection.ports import AnomalySink
+from sentinel.detection.service import DetectorStateView, Explanation, SeriesStateView
 from sentinel.detection.settings import DetectionSettings
+from sentinel.runtime.errors import NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +148,8 @@ class MultivariateMonitor:
         self._scorer = scorer or MultivariateScorer(config)
         self._episodes = MultivariateEpisodes(gap_ns=episode_gap_ns)
         self._columns: dict[SeriesKey, int] = {}
+        self._recent: OrderedDict[Group, deque[Finding]] = OrderedDict()  # worker thread only
+        self.recent_buckets = 16
         self._pending: set[asyncio.Future[list[MultivariateAnomaly]]] = set()
         self._executor: ThreadPoolExecutor | None = None
         self.warm_s = 0.0
@@ -239,7 +247,106 @@ class MultivariateMonitor:
             if finding.is_anomaly:
                 BUCKETS.labels("anomalous").inc()
             changes += self._episodes.observe(finding)
+            recent = self._recent.pop(finding.group, None) or deque(maxlen=self.recent_buckets)
+            recent.append(finding)
+            self._recent[finding.group] = recent
+        while len(self._recent) > self.config.max_groups:
+            self._recent.popitem(last=False)
         return changes
+
+    async def _findings(self, tenant: str, key: SeriesKey) -> tuple[list[Finding], int]:
+        """The retained findings of the group of `key` and its buckets of history (worker thread)."""
+        group = Group(tenant, key.labels)
+        if self._executor is None:
+            return [], 0
+
+        def read() -> tuple[list[Finding], int]:
+            return list(self._recent.get(group, ())), self._scorer.history_length(group)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, read)
+
+    async def series_state(self, *, tenant: str, key: SeriesKey) -> SeriesStateView:
+        """GetSeriesState of `llm.multivariate{labels}`: the group's last scored bucket.
+
+        Raises:
+            NotFoundError: SERIES_NOT_FOUND (no bucket of that group scored yet).
+        """
+        findings, history = await self._findings(tenant, key)
+        if not findings:
+            raise NotFoundError(f"no scored bucket for series {key}", reason="SERIES_NOT_FOUND")
+        f = findings[-1]
+        top = f.top_feature
+        per_feature = {
+            **{name: v for name, v in zip(FEATURES, f.values, strict=True)},
+            **{f"{name}_baseline": v for name, v in zip(FEATURES, f.baselines, strict=True)},
+            **{f"{name}_z": v for name, v in zip(FEATURES, f.z, strict=True)},
+        }
+        detectors = (
+            *(
+                DetectorStateView(name, {"p_value": p, "share": share}, score)
+                for name, p, share, score in zip(
+                    DETECTORS, f.detector_p, f.shares, f.detector_scores, strict=True
+                )
+            ),
+            DetectorStateView("features", per_feature, f.score),
+        )
+        return SeriesStateView(
+            key=key,
+            sample_count=history,
+            last_sample_unix_nano=f.start_unix_nano,
+            last_value=f.values[top],
+            baseline=f.baselines[top],
+            last_score=f.score,
+            warming_up=False,
+            window_points=history,
+            detectors=detectors,
+            checkpoint_unix_nano=0,
+        )
+
+    async def explain(self, *, tenant: str, key: SeriesKey, at_unix_nano: int | None) -> Explanation:
+        """ExplainScore of `llm.multivariate{labels}`: the latest retained bucket at or before a time.
+
+        Raises:
+            NotFoundError: SERIES_NOT_FOUND, or POINT_NOT_RETAINED.
+        """
+        findings, _ = await self._findings(tenant, key)
+        if not findings:
+            raise NotFoundError(f"no scored bucket for series {key}", reason="SERIES_NOT_FOUND")
+        chosen = [f for f in findings if at_unix_nano is None or f.start_unix_nano <= at_unix_nano]
+        if not chosen:
+            raise NotFoundError(
+                f"no retained bucket of {key} at or before the requested time", reason="POINT_NOT_RETAINED"
+            )
+        f = chosen[-1]
+        top = f.top_feature
+        weight = 1.0 / len(DETECTORS)
+        return Explanation(
+            key=key,
+            point=RecentPoint(
+                time_unix_nano=f.start_unix_nano,
+                value=f.values[top],
+                baseline=f.baselines[top],
+                score=f.score,
+                severity=f.severity,
+                detector=int(np.argmax(f.shares)),
+                direction=1 if f.z[top] >= 0 else -1,
+                contributions=f.detector_scores,
+            ),
+            is_anomaly=f.is_anomaly,
+            severity=f.severity,
+            anomaly_type=f.anomaly_type,
+            threshold=self.config.threshold,
+            contributions=tuple(
+                sorted(
+                    (
+                        (name, score, weight, -float(np.log10(p)))
+                        for name, score, p in zip(DETECTORS, f.detector_scores, f.detector_p, strict=True)
+                    ),
+                    key=lambda c: -c[1],
+                )
+            ),
+            text=f.explanation,
+        )
 
     def _done(self, future: asyncio.Future[list[MultivariateAnomaly]]) -> None:
         self._pending.discard(future)

@@ -32,6 +32,7 @@ from sentinel.detection.domain.batch import (
 from sentinel.detection.domain.detectors import DetectorInfo, DetectorKind, catalogue, weights_for
 from sentinel.detection.domain.episodes import AnomalousPoint, Episode, EpisodeChange, EpisodeTracker
 from sentinel.detection.domain.explain import explain
+from sentinel.detection.domain.multivariate import METRIC as MULTIVARIATE_METRIC
 from sentinel.detection.domain.recent import RecentPoint, RecentRing
 from sentinel.detection.domain.results import (
     ScoreOutcome,
@@ -686,6 +687,8 @@ class DetectionService:
             NotFoundError: reason SERIES_NOT_FOUND.
         """
         validate_series_key(key, "series")
+        if self.multivariate is not None and key.name == MULTIVARIATE_METRIC:
+            return await self.multivariate.series_state(tenant=tenant, key=key)
         ref = SeriesRef(tenant, key)
         data, entry = await self._state_bytes(ref)
         if not data:
@@ -754,6 +757,8 @@ class DetectionService:
             NotFoundError: SERIES_NOT_FOUND, or POINT_NOT_RETAINED.
         """
         validate_series_key(key, "series")
+        if self.multivariate is not None and key.name == MULTIVARIATE_METRIC:
+            return await self.multivariate.explain(tenant=tenant, key=key, at_unix_nano=at_unix_nano)
         ref = SeriesRef(tenant, key)
         entry = self._table.peek(ref)
         points = self._ring.points(entry.slot) if entry is not None else []

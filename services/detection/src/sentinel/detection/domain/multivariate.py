@@ -392,6 +392,11 @@ class MultivariateScorer:
     def groups(self) -> int:
         return len(self._histories)
 
+    def history_length(self, group: Group) -> int:
+        """Closed buckets of `group` in its history (0 if unknown)."""
+        hist = self._histories.get(group)
+        return 0 if hist is None else hist.n
+
     def observe(self, buckets: Sequence[ClosedBucket]) -> list[Finding]:
         """Score the closed buckets of groups with enough history (once a model is fitted), add
         them to their histories, refit when due. Returns a finding per scored bucket."""
@@ -408,11 +413,15 @@ class MultivariateScorer:
                 scale = mk.sampling_floor(scale, np.array([float(cb.calls)]))
                 z = mk.standardise(x[None, :], center, scale, cfg.z_clip)[0]
                 rows.append((cb, x, z, center[0]))
-                self._add_train(z)
             hist.add(x)
         while len(self._histories) > cfg.max_groups:
             del self._histories[next(iter(self._histories))]
         findings = self._score(rows) if rows and self._model is not None else []
+        # The model learns what is normal: buckets it flagged stay out of its training set.
+        flagged = [f.is_anomaly for f in findings] or [False] * len(rows)  # one finding per row
+        for (_cb, _x, z, _c), anomalous in zip(rows, flagged, strict=True):
+            if not anomalous:
+                self._add_train(z)
         if self._train_n >= cfg.min_train and (self._model is None or self._since_fit >= cfg.refit_every):
             self.fit()
         return findings
