@@ -413,15 +413,13 @@ class MultivariateScorer:
                 scale = mk.sampling_floor(scale, np.array([float(cb.calls)]))
                 z = mk.standardise(x[None, :], center, scale, cfg.z_clip)[0]
                 rows.append((cb, x, z, center[0]))
+                # Flagged buckets are kept too: leaving them out truncates the training scores
+                # exactly where the p-values are read, which makes every tail p too small.
+                self._add_train(z)
             hist.add(x)
         while len(self._histories) > cfg.max_groups:
             del self._histories[next(iter(self._histories))]
         findings = self._score(rows) if rows and self._model is not None else []
-        # The model learns what is normal: buckets it flagged stay out of its training set.
-        flagged = [f.is_anomaly for f in findings] or [False] * len(rows)  # one finding per row
-        for (_cb, _x, z, _c), anomalous in zip(rows, flagged, strict=True):
-            if not anomalous:
-                self._add_train(z)
         if self._train_n >= cfg.min_train and (self._model is None or self._since_fit >= cfg.refit_every):
             self.fit()
         return findings
