@@ -183,3 +183,35 @@ async def test_turned_off_the_service_lists_no_multivariate_detector() -> None:
             pb.ListDetectorsRequest(kind=detection_pb2.DETECTOR_KIND_MULTIVARIATE)
         )
     assert list(response.detectors) == []
+
+
+async def test_a_restarted_replica_resumes_multivariate_scoring_from_its_redis_checkpoint(
+    redis_url: str, redis_namespace: str
+) -> None:
+    storage, incidents = RecordingStorage(), RecordingIncidents()
+    rng = np.random.default_rng(5)
+    tenant = [("x-sentinel-tenant", "acme")]
+    async with running(peers(storage, incidents)) as address:
+        cfg = settings(
+            storage_addr=address,
+            incident_manager_addr=address,
+            multivariate_enabled=True,
+            redis_url=redis_url,
+            redis_namespace=redis_namespace,
+        )
+        async with detection(cfg) as first:
+            for minute in range(60):
+                await first.stub.ScoreSamples(minute_of_calls(rng, minute, set()), metadata=tenant)
+        # A new process: without the checkpoint it would need 24 buckets per group and 128 in all
+        # before scoring anything.
+        async with detection(cfg) as second:
+            for minute in range(60, 66):
+                degraded = {0} if 61 <= minute < 64 else set()
+                await second.stub.ScoreSamples(minute_of_calls(rng, minute, degraded), metadata=tenant)
+
+            def reported() -> bool:
+                return any(a.series.name == "llm.multivariate" for _, a in incidents.reports)
+
+            assert await eventually(reported)
+    (anomaly,) = [a for _, a in incidents.reports if a.series.name == "llm.multivariate"]
+    assert dict(anomaly.series.labels) == {"service": "svc0", "model": "gpt-4o"}

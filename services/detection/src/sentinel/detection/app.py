@@ -70,7 +70,7 @@ def build_server(
             recent_points=settings.recent_points,
             max_concurrent_evaluations=settings.max_concurrent_evaluations,
         ),
-        multivariate=multivariate_monitor(settings, sink),
+        multivariate=multivariate_monitor(settings, sink, store),
     )
     servicer = DetectionServicer(service)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import OrderedDict, deque
@@ -37,7 +38,7 @@ from sentinel.detection.domain.recent import RecentPoint
 from sentinel.detection.domain.series import SeriesKey
 from sentinel.detection.engine import AnomalyType
 from sentinel.detection.kernels.multivariate import FEATURES
-from sentinel.detection.ports import AnomalySink
+from sentinel.detection.ports import AnomalySink, StateStore
 from sentinel.detection.service import DetectorStateView, Explanation, SeriesStateView
 from sentinel.detection.settings import DetectionSettings
 from sentinel.runtime.errors import NotFoundError
@@ -47,6 +48,11 @@ logger = logging.getLogger(__name__)
 BUCKETS = Counter("sentinel_detection_multivariate_buckets_total", "Closed buckets", ["outcome"])
 FITS = Counter("sentinel_detection_multivariate_fits_total", "Fits of the pooled multivariate model")
 DROPPED = Counter("sentinel_detection_multivariate_dropped_points_total", "LLM points not folded", ["reason"])
+CHECKPOINTS = Counter(
+    "sentinel_detection_multivariate_checkpoints_total",
+    "Checkpoints of the multivariate histories",
+    ["outcome"],
+)
 GROUPS = Gauge("sentinel_detection_multivariate_groups", "(tenant, service, model) groups with history")
 
 _DESCRIPTIONS = {
@@ -127,6 +133,27 @@ def catalogue(
     return out if kind is DetectorKind.UNSPECIFIED else [d for d in out if d.kind is kind]
 
 
+INDEX_KEY = "multivariate:v1:index"
+TRAIN_KEY = "multivariate:v1:train"
+
+
+def group_key(group: Group) -> str:
+    """The state-store key of a group's history."""
+    return f"multivariate:v1:group:{group.ref.digest}"
+
+
+def _index_bytes(groups: Sequence[Group]) -> bytes:
+    return json.dumps([[g.tenant, [list(pair) for pair in g.labels]] for g in groups]).encode()
+
+
+def _index_groups(data: bytes) -> list[Group]:
+    try:
+        return [Group(str(t), tuple((str(k), str(v)) for k, v in labels)) for t, labels in json.loads(data)]
+    except (ValueError, TypeError):
+        logger.warning("ignoring an unreadable multivariate checkpoint index")
+        return []
+
+
 class MultivariateMonitor:
     """Feeds `llm.*` points to the bucket folder and the pooled scorer on one worker thread."""
 
@@ -138,9 +165,15 @@ class MultivariateMonitor:
         episode_gap_ns: int,
         max_pending: int = 256,
         scorer: MultivariateScorer | None = None,
+        store: StateStore | None = None,
+        checkpoint_interval_s: float = 0.0,
     ) -> None:
         self.config = config
         self._sink = sink
+        self._store = store if store is not None and store.durable else None
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._checkpoint_lock = asyncio.Lock()
         self._max_pending = max_pending
         self._folder = BucketFolder(
             width_ns=config.width_ns, grace_ns=int(config.grace_s * 1e9), max_groups=config.max_groups
@@ -155,12 +188,65 @@ class MultivariateMonitor:
         self.warm_s = 0.0
 
     async def start(self) -> None:
-        """Start the worker thread; import PyOD and compile its paths there (seconds)."""
+        """Start the worker thread; import PyOD and compile its paths there (seconds); restore the
+        histories from the store (the state store must be open) and refit on them."""
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="detection-multivariate")
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._scorer.warm)
+        await loop.run_in_executor(self._executor, self._scorer.warm)
         self.warm_s = time.perf_counter() - started
         logger.info("multivariate detectors warmed in %.2f s", self.warm_s)
+        if self._store is not None:
+            try:
+                await self._restore()
+            except Exception:
+                logger.warning("multivariate histories not restored; relearning them", exc_info=True)
+            if self._checkpoint_interval_s > 0:
+                self._checkpoint_task = asyncio.create_task(
+                    self._checkpoint_loop(), name="multivariate-checkpoints"
+                )
+
+    async def _restore(self) -> None:
+        assert self._store is not None
+        assert self._executor is not None
+        (index,) = await self._store.load([INDEX_KEY])
+        if not index:
+            return
+        groups = _index_groups(index)[-self.config.max_groups :]
+        blobs = await self._store.load([TRAIN_KEY, *(group_key(g) for g in groups)])
+        histories = {g: b for g, b in zip(groups, blobs[1:], strict=True) if b}
+        restored = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._scorer.restore, histories, blobs[0]
+        )
+        logger.info("restored the multivariate histories of %d groups", restored)
+
+    async def checkpoint(self) -> int:
+        """Write the histories changed since the last checkpoint, the index and the training set
+        (one pipelined batch); returns the histories written."""
+        if self._store is None or self._executor is None:
+            return 0
+        async with self._checkpoint_lock:
+            groups, changed, train = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._scorer.export
+            )
+            states = {INDEX_KEY: _index_bytes(groups), TRAIN_KEY: train}
+            states.update({group_key(g): data for g, data in changed.items()})
+            try:
+                await self._store.save(states)
+            except Exception:
+                CHECKPOINTS.labels("failed").inc()
+                self._executor.submit(self._scorer.mark_changed, list(changed))
+                raise
+            CHECKPOINTS.labels("ok").inc()
+            return len(changed)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._checkpoint_interval_s)
+            try:
+                await self.checkpoint()
+            except Exception:
+                logger.warning("multivariate checkpoint failed; retrying next period", exc_info=True)
 
     async def drain(self) -> None:
         """Wait for every batch handed over so far to be folded and scored."""
@@ -171,8 +257,19 @@ class MultivariateMonitor:
         """Finish queued work (bounded), then stop the worker."""
         if self._executor is None:
             return
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+            self._checkpoint_task = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drain(), drain_s)
+        try:
+            saved = await self.checkpoint()
+            if self._store is not None:
+                logger.info("final multivariate checkpoint of %d groups", saved)
+        except Exception:
+            logger.exception("final multivariate checkpoint failed")
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = None
 
@@ -361,7 +458,9 @@ class MultivariateMonitor:
             self._sink.publish_multivariate(changes, threshold=self.config.threshold)
 
 
-def multivariate_monitor(settings: DetectionSettings, sink: AnomalySink) -> MultivariateMonitor | None:
+def multivariate_monitor(
+    settings: DetectionSettings, sink: AnomalySink, store: StateStore | None = None
+) -> MultivariateMonitor | None:
     """The monitor the settings ask for (None when SENTINEL_MULTIVARIATE_ENABLED is false)."""
     if not settings.multivariate_enabled:
         return None
@@ -372,4 +471,10 @@ def multivariate_monitor(settings: DetectionSettings, sink: AnomalySink) -> Mult
         refit_every=settings.multivariate_refit_every,
         threshold=settings.multivariate_threshold,
     )
-    return MultivariateMonitor(config=config, sink=sink, episode_gap_ns=int(settings.episode_gap_s * 1e9))
+    return MultivariateMonitor(
+        config=config,
+        sink=sink,
+        episode_gap_ns=int(settings.episode_gap_s * 1e9),
+        store=store,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
+    )
