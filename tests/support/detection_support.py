@@ -31,6 +31,7 @@ def settings(**values: Any) -> DetectionSettings:
             "incident_manager_addr": "",
             "max_series": 64,
             "checkpoint_interval_s": 0,
+            "multivariate_enabled": False,  # PyOD's warm-up costs seconds; its own tests turn it on
             **values,
         }
     )

@@ -11,6 +11,7 @@ from sentinel.detection.adapters.state_store import MemoryOnlyStateStore, RedisS
 from sentinel.detection.domain.detectors import normalised_weights
 from sentinel.detection.engine import EngineConfig
 from sentinel.detection.grpc.servicer import SERVICE, DetectionServicer
+from sentinel.detection.multivariate import multivariate_monitor
 from sentinel.detection.ports import AnomalySink, StateStore
 from sentinel.detection.service import DetectionService, Options
 from sentinel.detection.settings import DetectionSettings
@@ -69,6 +70,7 @@ def build_server(
             recent_points=settings.recent_points,
             max_concurrent_evaluations=settings.max_concurrent_evaluations,
         ),
+        multivariate=multivariate_monitor(settings, sink, store),
     )
     servicer = DetectionServicer(service)
 

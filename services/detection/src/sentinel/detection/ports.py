@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from sentinel.detection.domain.episodes import EpisodeChange
+from sentinel.detection.domain.multivariate import MultivariateAnomaly
 
 
 class StateStore(Protocol):
@@ -45,6 +46,10 @@ class AnomalySink(Protocol):
 
     def publish(self, tenant: str, changes: Sequence[EpisodeChange], *, threshold: float) -> int:
         """Queue the changes of one scoring call; returns how many were accepted."""
+        ...
+
+    def publish_multivariate(self, changes: Sequence[MultivariateAnomaly], *, threshold: float) -> int:
+        """Queue changes of multivariate (`llm.multivariate`) episodes; returns how many were accepted."""
         ...
 
     async def start(self) -> None: ...

@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ from sentinel.detection.domain.batch import (
 from sentinel.detection.domain.detectors import DetectorInfo, DetectorKind, catalogue, weights_for
 from sentinel.detection.domain.episodes import AnomalousPoint, Episode, EpisodeChange, EpisodeTracker
 from sentinel.detection.domain.explain import explain
+from sentinel.detection.domain.multivariate import METRIC as MULTIVARIATE_METRIC
 from sentinel.detection.domain.recent import RecentPoint, RecentRing
 from sentinel.detection.domain.results import (
     ScoreOutcome,
@@ -44,6 +46,9 @@ from sentinel.detection.domain.series import SeriesKey, SeriesRef, validate_seri
 from sentinel.detection.domain.slots import NO_TIME, SeriesEntry, SlotsExhaustedError, SlotTable
 from sentinel.detection.engine import DETECTOR_NAMES, Detector, EngineConfig, EngineState, StreamingScorer
 from sentinel.detection.ports import AnomalySink, StateStore
+
+if TYPE_CHECKING:
+    from sentinel.detection.multivariate import MultivariateMonitor
 from sentinel.runtime.clock import Clock
 from sentinel.runtime.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 
@@ -146,8 +151,10 @@ class DetectionService:
         sink: AnomalySink,
         clock: Clock,
         options: Options | None = None,
+        multivariate: MultivariateMonitor | None = None,
     ) -> None:
         self.config = config
+        self.multivariate = multivariate
         self.options = options or Options()
         self._store = store
         self._sink = sink
@@ -183,6 +190,8 @@ class DetectionService:
         await self._store.open()
         self._batcher.start()
         await self._batcher.call(self._warm)
+        if self.multivariate is not None:
+            await self.multivariate.start()
         await self._sink.start()
         if self._store.durable and self.options.checkpoint_interval_s > 0:
             self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="detection-checkpoints")
@@ -202,6 +211,8 @@ class DetectionService:
             except Exception:
                 logger.exception("final checkpoint failed")
         await self._batcher.close()
+        if self.multivariate is not None:
+            await self.multivariate.stop()
         await self._sink.stop()
         await self._store.close()
 
@@ -260,6 +271,8 @@ class DetectionService:
         return outcome
 
     async def _score(self, tenant: str, request: ScoreRequest) -> ScoreOutcome:
+        if self.multivariate is not None:
+            self.multivariate.observe(tenant, request)
         n = len(request)
         used, local_of_point = np.unique(request.series_index, return_inverse=True)
         refs = self._refs_of(tenant, request.series)
@@ -694,7 +707,8 @@ class DetectionService:
 
     def list_detectors(self, kind: DetectorKind = DetectorKind.UNSPECIFIED) -> list[DetectorInfo]:
         """The detector catalogue of the configured engine."""
-        return catalogue(self.config, kind)
+        extra = self.multivariate.catalogue(kind) if self.multivariate is not None else []
+        return catalogue(self.config, kind) + extra
 
     async def _state_bytes(self, ref: SeriesRef) -> tuple[bytes | None, SeriesEntry | None]:
         entry = self._table.peek(ref)
@@ -716,6 +730,8 @@ class DetectionService:
             NotFoundError: reason SERIES_NOT_FOUND.
         """
         validate_series_key(key, "series")
+        if self.multivariate is not None and key.name == MULTIVARIATE_METRIC:
+            return await self.multivariate.series_state(tenant=tenant, key=key)
         ref = SeriesRef(tenant, key)
         data, entry = await self._state_bytes(ref)
         if not data:
@@ -784,6 +800,8 @@ class DetectionService:
             NotFoundError: SERIES_NOT_FOUND, or POINT_NOT_RETAINED.
         """
         validate_series_key(key, "series")
+        if self.multivariate is not None and key.name == MULTIVARIATE_METRIC:
+            return await self.multivariate.explain(tenant=tenant, key=key, at_unix_nano=at_unix_nano)
         ref = SeriesRef(tenant, key)
         entry = self._table.peek(ref)
         points = self._ring.points(entry.slot) if entry is not None else []

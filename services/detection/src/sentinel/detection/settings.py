@@ -57,3 +57,16 @@ class DetectionSettings(ServiceSettings):
     report_deadline_s: float = Field(30.0, gt=0, description="Retry budget of one anomaly delivery.")
     max_concurrent_evaluations: int = Field(2, ge=1, description="Concurrent ScoreSeries calls.")
     dependency_timeout_s: float = Field(30.0, gt=0, description="Wait for Redis at start.")
+    multivariate_enabled: bool = Field(
+        True, description="PyOD detectors over per-(service, model) LLM feature vectors (+~230 MB)."
+    )
+    multivariate_bucket_s: float = Field(60.0, ge=1, le=86_400, description="Seconds per feature vector.")
+    multivariate_history: int = Field(
+        288, ge=24, le=100_000, description="Buckets per (service, model) for its robust scale."
+    )
+    multivariate_refit_every: int = Field(
+        256, ge=1, description="Scored buckets between refits of the pooled multivariate model."
+    )
+    multivariate_threshold: float = Field(
+        0.6, gt=0, le=1, description="Multivariate score at or above which a bucket is anomalous."
+    )

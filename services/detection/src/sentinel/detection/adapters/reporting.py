@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -21,7 +21,9 @@ from sentinel.api.common.v1 import common_pb2
 from sentinel.api.incident.v1 import incident_service_pb2, incident_service_pb2_grpc
 from sentinel.api.storage.v1 import storage_service_pb2, storage_service_pb2_grpc
 from sentinel.detection.domain.episodes import EpisodeChange
+from sentinel.detection.domain.multivariate import MultivariateAnomaly
 from sentinel.detection.grpc.convert import anomaly_message
+from sentinel.detection.grpc.convert_multivariate import multivariate_anomaly_message
 from sentinel.runtime.auth import peer_metadata
 from sentinel.runtime.channels import call_with_retry
 
@@ -40,7 +42,7 @@ MAX_WRITE = 1000
 @dataclass(frozen=True)
 class _Item:
     tenant: str
-    change: EpisodeChange
+    change: EpisodeChange | MultivariateAnomaly
     message: common_pb2.Anomaly
 
 
@@ -73,13 +75,32 @@ class GrpcAnomalySink:
     def publish(self, tenant: str, changes: Sequence[EpisodeChange], *, threshold: float) -> int:
         if self._storage is None and self._incidents is None:
             return 0
-        accepted = 0
-        for change in changes:
-            message = anomaly_message(
-                change.episode, weights=self._weights, half_surprise=self._half_surprise, threshold=threshold
+        return self._enqueue(
+            _Item(
+                tenant,
+                change,
+                anomaly_message(
+                    change.episode,
+                    weights=self._weights,
+                    half_surprise=self._half_surprise,
+                    threshold=threshold,
+                ),
             )
+            for change in changes
+        )
+
+    def publish_multivariate(self, changes: Sequence[MultivariateAnomaly], *, threshold: float) -> int:
+        if self._storage is None and self._incidents is None:
+            return 0
+        return self._enqueue(
+            _Item(c.group.tenant, c, multivariate_anomaly_message(c, threshold=threshold)) for c in changes
+        )
+
+    def _enqueue(self, items: Iterable[_Item]) -> int:
+        accepted = 0
+        for item in items:
             try:
-                self._queue.put_nowait(_Item(tenant, change, message))
+                self._queue.put_nowait(item)
                 accepted += 1
             except asyncio.QueueFull:
                 DROPPED.inc()
@@ -175,6 +196,9 @@ class NoAnomalySink:
     """Nowhere to deliver (neither storage nor incident-manager configured)."""
 
     def publish(self, tenant: str, changes: Sequence[EpisodeChange], *, threshold: float) -> int:
+        return 0
+
+    def publish_multivariate(self, changes: Sequence[MultivariateAnomaly], *, threshold: float) -> int:
         return 0
 
     async def start(self) -> None:

@@ -44,6 +44,8 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("request_rate", "throughput_drop"),
     ("latency_ms", "variance_change"),
 )
+# joint_degradation (not in KINDS, so the NAB corpus is unchanged): factors of each metric.
+JOINT_SHIFT = {"latency_ms": 1.12, "ttft_ms": 1.15, "error_rate": 1.6, "total_tokens": 1.1}
 # NAB's published cost matrices (tpWeight, fnWeight, fpWeight per profile).
 PROFILES = {
     "standard": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0},
@@ -108,6 +110,12 @@ def simulate(
             tok_mult[a:b] = 4.0
         elif kind == "cost_anomaly":
             cost_mult[a:b] = 2.5
+        elif kind == "joint_degradation":
+            # Several metrics worse at once, each by less than a univariate detector flags.
+            lat_mult[a:b] = JOINT_SHIFT["latency_ms"]
+            ttft_shift[a:b] = JOINT_SHIFT["ttft_ms"]
+            err_p[a:b] = p_err * JOINT_SHIFT["error_rate"]
+            tok_mult[a:b] = JOINT_SHIFT["total_tokens"]
     requests = rng.poisson(lam * step_s * drop).astype(np.float64)
     rate = requests / step_s
     lat = base_lat * (1.0 + 0.25 * load) * lat_mult * rng.lognormal(0.0, lat_noise)
@@ -127,7 +135,7 @@ def simulate(
     }
 
 
-def _duration(kind: str, per_hour: int, rng: np.random.Generator) -> int:
+def duration(kind: str, per_hour: int, rng: np.random.Generator) -> int:
     hours = {
         "latency_spike": 0.25,
         "token_usage_spike": 0.15,
@@ -135,6 +143,7 @@ def _duration(kind: str, per_hour: int, rng: np.random.Generator) -> int:
         "cost_anomaly": 6.0,
         "throughput_drop": 2.0,
         "variance_change": 24.0,
+        "joint_degradation": 2.0,
     }[kind]
     return max(1, round(hours * per_hour * rng.uniform(0.7, 1.3)))
 
@@ -165,7 +174,7 @@ def generate(
         slots = np.linspace(probation + n // 10, n - n // 10, num=max(len(chosen), 1))
         for (metric, kind), centre in zip(chosen, slots, strict=False):
             a = int(centre + rng.integers(-n // 40, n // 40))
-            end = n if kind == "level_shift" else min(n, a + _duration(kind, per_hour, rng))
+            end = n if kind == "level_shift" else min(n, a + duration(kind, per_hour, rng))
             planned.append((metric, kind, a, end))
         values = simulate(rng, n, step_s, start, planned)
         category = f"{service}.{model}"
