@@ -136,7 +136,7 @@ async def test_stop_scores_what_was_accepted_then_refuses() -> None:
     await b.close()
 
 
-async def test_the_next_flush_is_handed_to_the_worker_before_the_previous_one_is_finished() -> None:
+async def test_the_next_flush_waits_in_the_executor_while_the_previous_one_runs() -> None:
     recorder = Recorder(delay_s=0.05)
     handed: list[int] = []
 
@@ -159,6 +159,8 @@ async def test_the_next_flush_is_handed_to_the_worker_before_the_previous_one_is
     first = b.submit("a", 1)
     await asyncio.sleep(0.01)  # "a" is being scored
     second = b.submit("b", 1)
+    await asyncio.sleep(0.01)  # "a" is still being scored: "b" already waits in the executor
+    assert CountingExecutor.submitted == 2 and not first.done()
     assert await asyncio.gather(first, second) == ["A", "B"]
     await b.close()
     executor.shutdown()

@@ -3,9 +3,10 @@
 Jobs are taken in arrival order and run by one worker thread, one flush after another, so the
 points of one series submitted by different calls reach the kernel in the order the calls were
 accepted. A flush starts when the pending points reach `max_points` or when the oldest pending job
-has waited `max_delay_s`; while a flush is in the kernel, arriving jobs wait and form the next one,
-which is handed to the worker as soon as the kernel returns, before the previous flush's jobs are
-finished on the event loop (so the kernel never waits for that bookkeeping).
+has waited `max_delay_s`. One flush runs while the next one waits queued behind it in the
+executor (at most two are handed over), so the worker never waits for the event loop between
+flushes; jobs arriving meanwhile form the flush after. Flushes are finished on the event loop in
+order, while the worker runs the next.
 
 Points queued or in flight are bounded by `max_queue_points`; a job that
 would exceed it is refused at once with RESOURCE_EXHAUSTED (reason QUEUE_FULL), so overload never
@@ -51,6 +52,7 @@ KERNEL_SECONDS = Histogram(
     "Time in the kernel per flush",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
 )
+_IN_FLIGHT = 2  # flushes in the executor at most: one running, the next queued behind it
 REFUSED = Counter(
     "sentinel_detection_queue_refused_total", "Scoring calls refused because the queue was full"
 )
@@ -168,33 +170,27 @@ class MicroBatcher(Generic[P, R, OutT]):
             await asyncio.to_thread(self.executor.shutdown, wait=True)
 
     async def _loop(self) -> None:
-        # `previous`: the flush handed to the worker last and not finished yet. The next flush is
-        # handed over as soon as the previous one's kernel returns and *before* its jobs are
-        # finished on the loop, so the worker thread (the bottleneck under load) never waits for
-        # the loop's bookkeeping; at most two flushes are in the executor at any time.
-        previous: tuple[list[_Job[P, OutT]], asyncio.Future[Sequence[R]]] | None = None
+        # Flushes handed to the worker and not finished yet, oldest first. A flush is handed over
+        # as soon as it is due and fewer than `_IN_FLIGHT` are in the executor, so the worker
+        # thread (the bottleneck under load) finds the next flush queued when it finishes one,
+        # instead of idling until the event loop gets round to it; flushes are finished on the
+        # loop in order, while the worker already runs the next.
+        inflight: deque[tuple[list[_Job[P, OutT]], asyncio.Future[Sequence[R]]]] = deque()
         while True:
-            if previous is not None:
-                jobs, kernel = previous
-                await asyncio.wait([kernel])
-                following = self._submit() if self._pending else None
-                self._complete(jobs, kernel)
-                previous = following
-                continue
-            if not self._pending:
-                if self._closed:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if self._pending_points < self.max_points and not self._closed:
-                remaining = self._first_arrival + self.max_delay_s - time.monotonic()
-                if remaining > 0:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), remaining)
+            while inflight and inflight[0][1].done():
+                self._complete(*inflight.popleft())
+            timeout: float | None = None
+            if self._pending and len(inflight) < _IN_FLIGHT:
+                timeout = self._first_arrival + self.max_delay_s - time.monotonic()
+                if self._closed or self._pending_points >= self.max_points or timeout <= 0:
+                    inflight.append(self._submit())
                     continue
-            previous = self._submit()
+            elif not self._pending and not inflight and self._closed:
+                return
+            # wait for a job, a kernel to return (its done callback sets _wake) or the deadline
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _timed_run(self, payloads: Sequence[P]) -> Sequence[R]:
         started = time.perf_counter()
@@ -218,6 +214,7 @@ class MicroBatcher(Generic[P, R, OutT]):
         FLUSH_JOBS.observe(len(jobs))
         payloads = [job.payload for job in jobs]
         kernel = asyncio.get_running_loop().run_in_executor(self.executor, self._timed_run, payloads)
+        kernel.add_done_callback(lambda _: self._wake.set())
         return jobs, kernel
 
     def _complete(self, jobs: list[_Job[P, OutT]], kernel: asyncio.Future[Sequence[R]]) -> None:
