@@ -53,10 +53,13 @@ RUN test -n "${PORT}" || { echo "build with --build-arg PORT=<gRPC port>" >&2; e
 COPY --from=builder /app/.venv /app/.venv
 RUN ln -s "/app/.venv/bin/sentinel-${SERVICE}" /usr/local/bin/sentinel-service
 # Two OpenBLAS threads on two vCPUs stall in 4 ms steps under contention (ARCHITECTURE.md §3).
+# numba (detection's kernels, PyOD) caches compiled code beside the sources, which are read-only
+# here: it must cache under /tmp (an emptyDir in the Helm chart) or it refuses to compile.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     OPENBLAS_NUM_THREADS=1 \
+    NUMBA_CACHE_DIR=/tmp/numba \
     SENTINEL_HOST=0.0.0.0 \
     SENTINEL_PORT=${PORT} \
     SENTINEL_METRICS_PORT=${METRICS_PORT} \

@@ -44,20 +44,22 @@ class Incidents:
         )
         await self._storage.start()
         self.storage_address = self._storage.address
-        self._manager = build_incident_manager(
-            IncidentManagerSettings(
-                port=0,
-                http_port=0,
-                storage_addr=self.storage_address,
-                redis_url=self.redis_url,
-                redis_namespace=f"{self.redis_namespace}:im",
-                dependency_timeout_s=30,
-            )
-        )
+        self._manager = build_incident_manager(self.manager_settings())
         await self._manager.start()
         self.address = self._manager.address
         self._channel = await self._channels.enter_async_context(channel_to(self.address))
         self.stub = incident_service_pb2_grpc.IncidentServiceStub(self._channel)
+
+    def manager_settings(self) -> IncidentManagerSettings:
+        """Settings of an incident manager on this storage and Redis namespace (any replica)."""
+        return IncidentManagerSettings(
+            port=0,
+            http_port=0,
+            storage_addr=self.storage_address,
+            redis_url=self.redis_url,
+            redis_namespace=f"{self.redis_namespace}:im",
+            dependency_timeout_s=30,
+        )
 
     async def stop(self) -> None:
         await self._channels.aclose()

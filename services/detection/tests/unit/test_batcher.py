@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -132,3 +134,34 @@ async def test_stop_scores_what_was_accepted_then_refuses() -> None:
     with pytest.raises(Exception, match="shutting down"):
         b.submit("refused", 1)
     await b.close()
+
+
+async def test_the_next_flush_is_handed_to_the_worker_before_the_previous_one_is_finished() -> None:
+    recorder = Recorder(delay_s=0.05)
+    handed: list[int] = []
+
+    class CountingExecutor(ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            CountingExecutor.submitted += 1
+            return super().submit(*args, **kwargs)
+
+    def finish(payload: str, result: str) -> str:
+        handed.append(CountingExecutor.submitted)
+        return result
+
+    executor = CountingExecutor(max_workers=1)
+    b: MicroBatcher[str, str, str] = MicroBatcher(
+        recorder.run, finish, max_points=100, max_delay_s=0.0, max_queue_points=100, executor=executor
+    )
+    b.start()
+    first = b.submit("a", 1)
+    await asyncio.sleep(0.01)  # "a" is being scored
+    second = b.submit("b", 1)
+    assert await asyncio.gather(first, second) == ["A", "B"]
+    await b.close()
+    executor.shutdown()
+    # when "a" was finished, the flush of "b" was already with the worker
+    assert handed == [2, 2]
+    assert recorder.flushes == [["a"], ["b"]]

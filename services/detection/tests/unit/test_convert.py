@@ -11,7 +11,7 @@ import pytest
 from sentinel.api.common.v1 import common_pb2
 from sentinel.api.detection.v1 import detection_pb2
 from sentinel.api.detection.v1 import detection_service_pb2 as pb
-from sentinel.detection.domain.batch import OutOfOrder
+from sentinel.detection.domain.batch import OutOfOrder, validate_request
 from sentinel.detection.domain.episodes import Episode
 from sentinel.detection.domain.results import ScoreOutcome
 from sentinel.detection.domain.series import SeriesKey, SeriesRef
@@ -95,3 +95,73 @@ def test_an_open_episode_has_no_end_time_and_a_closed_one_has() -> None:
         threshold=0.7,
     )
     assert closed.end_time.seconds == 3
+
+
+def _batch(batch_id: str, keys: list[common_pb2.SeriesKey], n: int) -> common_pb2.SampleBatch:
+    return common_pb2.SampleBatch(
+        batch_id=batch_id,
+        series=keys,
+        series_index=[i % max(len(keys), 1) for i in range(n)],
+        time_unix_nano=list(range(n)),
+        value=[float(i) for i in range(n)],
+    )
+
+
+@pytest.mark.parametrize("batch_id", ["", "b-1", "é" * 100])
+@pytest.mark.parametrize("n_points", [0, 1, 300])
+def test_cached_series_tables_equal_the_keys_built_one_by_one(batch_id: str, n_points: int) -> None:
+    cache = convert.SeriesKeyCache(max_keys=5, max_tables=2)
+    keys = [common_pb2.SeriesKey(name=f"m{i}", labels={"b": str(i), "a": "x" * 200}) for i in range(7)]
+    for rnd in range(3):  # first sight, table hit, and again after the small caches evicted
+        for table in (keys, keys[2:5], keys[::-1], [keys[0]]):
+            series, valid = cache.table(_batch(batch_id, table, n_points))
+            assert series == tuple(convert.series_key(k) for k in table), rnd
+            assert valid
+
+
+def test_an_invalid_key_stays_invalid_when_its_table_is_cached() -> None:
+    cache = convert.SeriesKeyCache()
+    batch = _batch("b", [common_pb2.SeriesKey(name="ok"), common_pb2.SeriesKey(name="bad name!")], 4)
+    for _ in range(2):
+        request = convert.score_request(pb.ScoreSamplesRequest(batch=batch), cache)
+        assert not request.keys_valid
+        with pytest.raises(InvalidArgumentError) as info:
+            validate_request(request)
+        assert info.value.field == "batch.series[1].name"
+
+
+def test_a_batch_with_unknown_fields_takes_the_per_key_path() -> None:
+    cache = convert.SeriesKeyCache()
+    batch = _batch("b", [common_pb2.SeriesKey(name="m", labels={"a": "1"})], 3)
+    wire = batch.SerializeToString() + b"\xa2\x06\x02hi"  # unknown field 100, length-delimited
+    odd = common_pb2.SampleBatch.FromString(wire)
+    assert cache.table(odd) == ((SeriesKey("m", (("a", "1"),)),), True)
+
+
+def test_packed_score_columns_equal_the_element_wise_ones() -> None:
+    rng = np.random.default_rng(3)
+    n = 257
+    outcome = ScoreOutcome(
+        batch_id="b",
+        score=np.where(rng.random(n) < 0.1, np.nan, rng.random(n)),
+        is_anomaly=rng.random(n) < 0.3,
+        severity=rng.integers(0, 6, n).astype(np.int8),
+        anomaly_type=rng.integers(0, 12, n).astype(np.int8),
+        baseline=rng.normal(size=n),
+        contributions=rng.random((n, len(DETECTOR_NAMES))),
+        threshold=0.7,
+        weights=tuple(rng.random(len(DETECTOR_NAMES)).tolist()),
+    )
+    fast = convert.score_columns(outcome)
+    slow = convert._score_columns_slow(outcome)
+    assert fast.SerializeToString(deterministic=True) == slow.SerializeToString(deterministic=True)
+    empty = dataclasses.replace(
+        outcome,
+        score=np.zeros(0),
+        is_anomaly=np.zeros(0, dtype=bool),
+        severity=np.zeros(0, dtype=np.int8),
+        anomaly_type=np.zeros(0, dtype=np.int8),
+        baseline=np.zeros(0),
+        contributions=None,
+    )
+    assert convert.score_columns(empty) == convert._score_columns_slow(empty)

@@ -74,7 +74,7 @@ class RoundScorer(StreamingScorer):
         scale = np.fmax(fl["ref_scale"][s], floor)
 
         # -- recent windows: the new point then its predecessors (NaN where there are none)
-        lag_idx = (it["pos"][s][:, None] - self._lag[None, :]) % W
+        lag_idx = (it["pos"][s][:, None] - np.arange(1, self._n_recent)[None, :]) % W
         recent = np.concatenate((x[:, None], fl["buf"][s[:, None], lag_idx]), axis=1)
         rec_level = recent[:, : cfg.recent_level]
         rec_spread = recent[:, : cfg.recent_spread]

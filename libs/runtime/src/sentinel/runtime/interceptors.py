@@ -246,6 +246,9 @@ def _raise_later(error: Exception, *, stream: bool) -> Any:
 
 
 class _AccessLog:
+    def __init__(self, slow_s: float) -> None:
+        self._slow_s = slow_s
+
     async def unary(self, call: Callable[[], Awaitable[Any]], method: str, context: Context) -> Any:
         started = time.perf_counter()
         failed = False
@@ -255,7 +258,7 @@ class _AccessLog:
             failed = True
             raise
         finally:
-            _record(method, context, started, failed)
+            _record(method, context, started, failed, self._slow_s)
 
     async def stream(self, items: AsyncIterator[Any], method: str, context: Context) -> AsyncIterator[Any]:
         started = time.perf_counter()
@@ -267,16 +270,23 @@ class _AccessLog:
             failed = True
             raise
         finally:
-            _record(method, context, started, failed)
+            _record(method, context, started, failed, self._slow_s)
 
 
-def _record(method: str, context: Context, started: float, failed: bool) -> None:
+def _record(method: str, context: Context, started: float, failed: bool, slow_s: float) -> None:
     elapsed = time.perf_counter() - started
     code = context.code()
     code_name = code.name if isinstance(code, grpc.StatusCode) else ("UNKNOWN" if failed else "OK")
     RPC_TOTAL.labels(method, code_name).inc()
     RPC_SECONDS.labels(method).observe(elapsed)
-    level = logging.INFO if code_name == "OK" else logging.WARNING
+    # Failed calls and slow ones always; a fast success only at DEBUG (a line per call is most of
+    # a small call's cost, and the metrics above count every call anyway).
+    if code_name != "OK":
+        level = logging.WARNING
+    elif elapsed >= slow_s:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
     if logger.isEnabledFor(level):
         logger.log(
             level,
@@ -294,10 +304,14 @@ def _record(method: str, context: Context, started: float, failed: bool) -> None
 
 
 class AccessLogInterceptor(grpc.aio.ServerInterceptor):
-    """Logs each call (method, status code, duration, peer) and records Prometheus metrics.
+    """Records Prometheus metrics of every call and logs it (method, status code, duration, peer):
+    failed calls at WARNING, successful ones at INFO when they took `slow_ms` or more, else at DEBUG.
 
     For server-streaming calls the time is to the first message.
     """
+
+    def __init__(self, slow_ms: float = 0.0) -> None:
+        self._around = _AccessLog(slow_ms / 1000)
 
     async def intercept_service(
         self,
@@ -309,4 +323,4 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith("/grpc.health."):
             return handler
-        return wrap_handler(handler, handler_call_details.method, _AccessLog())
+        return wrap_handler(handler, handler_call_details.method, self._around)

@@ -64,7 +64,7 @@ class Server:
             # OpenTelemetry outermost, so that access logs and error mapping run inside the span.
             interceptors=[
                 aio_server_interceptor(),  # type: ignore[no-untyped-call]
-                AccessLogInterceptor(),
+                AccessLogInterceptor(settings.access_log_slow_ms),
                 ErrorMappingInterceptor(),
                 AuthInterceptor(KeyRing.from_config(settings.api_keys, settings.api_keys_file)),
                 *interceptors,

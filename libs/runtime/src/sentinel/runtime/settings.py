@@ -29,6 +29,12 @@ class ServiceSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    access_log_slow_ms: float = Field(
+        250.0,
+        ge=0,
+        description="Successful calls this slow or slower are logged at INFO, faster ones at DEBUG "
+        "(0 logs every call at INFO); failed calls are always logged, at WARNING.",
+    )
     shutdown_grace_s: float = Field(10.0, ge=0, le=300, description="Grace for in-flight calls.")
     max_message_mb: int = Field(64, ge=1, le=1024, description="Max gRPC message size, MiB.")
     max_concurrent_rpcs: int | None = Field(

@@ -1,9 +1,13 @@
 """Micro-batcher: concurrent scoring calls coalesced into one kernel call, run off the event loop.
 
-Jobs are taken in arrival order and run by one worker thread, one flush at a time, so the points
-of one series submitted by different calls reach the kernel in the order the calls were accepted.
-A flush starts when the pending points reach `max_points` or when the oldest pending job has
-waited `max_delay_s`. Points queued or in flight are bounded by `max_queue_points`; a job that
+Jobs are taken in arrival order and run by one worker thread, one flush after another, so the
+points of one series submitted by different calls reach the kernel in the order the calls were
+accepted. A flush starts when the pending points reach `max_points` or when the oldest pending job
+has waited `max_delay_s`; while a flush is in the kernel, arriving jobs wait and form the next one,
+which is handed to the worker as soon as the kernel returns, before the previous flush's jobs are
+finished on the event loop (so the kernel never waits for that bookkeeping).
+
+Points queued or in flight are bounded by `max_queue_points`; a job that
 would exceed it is refused at once with RESOURCE_EXHAUSTED (reason QUEUE_FULL), so overload never
 turns into unbounded latency.
 """
@@ -164,7 +168,19 @@ class MicroBatcher(Generic[P, R, OutT]):
             await asyncio.to_thread(self.executor.shutdown, wait=True)
 
     async def _loop(self) -> None:
+        # `previous`: the flush handed to the worker last and not finished yet. The next flush is
+        # handed over as soon as the previous one's kernel returns and *before* its jobs are
+        # finished on the loop, so the worker thread (the bottleneck under load) never waits for
+        # the loop's bookkeeping; at most two flushes are in the executor at any time.
+        previous: tuple[list[_Job[P, OutT]], asyncio.Future[Sequence[R]]] | None = None
         while True:
+            if previous is not None:
+                jobs, kernel = previous
+                await asyncio.wait([kernel])
+                following = self._submit() if self._pending else None
+                self._complete(jobs, kernel)
+                previous = following
+                continue
             if not self._pending:
                 if self._closed:
                     return
@@ -178,9 +194,17 @@ class MicroBatcher(Generic[P, R, OutT]):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), remaining)
                     continue
-            await self._flush()
+            previous = self._submit()
 
-    async def _flush(self) -> None:
+    def _timed_run(self, payloads: Sequence[P]) -> Sequence[R]:
+        started = time.perf_counter()
+        try:
+            return self._run(payloads)
+        finally:
+            KERNEL_SECONDS.observe(time.perf_counter() - started)
+
+    def _submit(self) -> tuple[list[_Job[P, OutT]], asyncio.Future[Sequence[R]]]:
+        """Take the next flush's jobs and hand them to the worker thread."""
         jobs: list[_Job[P, OutT]] = []
         points = 0
         while self._pending and (not jobs or points + self._pending[0].points <= self.max_points):
@@ -193,31 +217,30 @@ class MicroBatcher(Generic[P, R, OutT]):
         FLUSH_POINTS.observe(points)
         FLUSH_JOBS.observe(len(jobs))
         payloads = [job.payload for job in jobs]
-        started = time.perf_counter()
-        try:
-            results = await asyncio.get_running_loop().run_in_executor(self.executor, self._run, payloads)
-        except Exception as exc:
-            logger.exception("scoring flush of %d jobs failed", len(jobs))
+        kernel = asyncio.get_running_loop().run_in_executor(self.executor, self._timed_run, payloads)
+        return jobs, kernel
+
+    def _complete(self, jobs: list[_Job[P, OutT]], kernel: asyncio.Future[Sequence[R]]) -> None:
+        """Finish (or fail) the jobs of a flush whose kernel has returned, in arrival order."""
+        self._queued_points -= sum(job.points for job in jobs)
+        QUEUE_POINTS.set(self._queued_points)
+        self.flushes += 1
+        exc = kernel.exception()
+        if exc is not None:
+            logger.error("scoring flush of %d jobs failed", len(jobs), exc_info=exc)
             for job in jobs:
                 if self._abandon is not None:
                     self._abandon(job.payload)
                 if not job.future.done():
                     job.future.set_exception(exc)
-            results = None
-        finally:
-            KERNEL_SECONDS.observe(time.perf_counter() - started)
-            self._queued_points -= points
-            QUEUE_POINTS.set(self._queued_points)
-            self.flushes += 1
-        if results is None:
             return
-        for job, result in zip(jobs, results, strict=True):
+        for job, result in zip(jobs, kernel.result(), strict=True):
             try:
                 outcome = self._finish(job.payload, result)
-            except Exception as exc:
+            except Exception as err:
                 logger.exception("finishing a scoring job failed")
                 if not job.future.done():
-                    job.future.set_exception(exc)
+                    job.future.set_exception(err)
                 continue
             if not job.future.done():
                 job.future.set_result(outcome)

@@ -69,8 +69,8 @@ POINTS = Counter("sentinel_detection_points_total", "Points scored", ["outcome"]
 class Options:
     """Tunables of the use cases (from settings)."""
 
-    batch_max_points: int = 8192
-    batch_max_delay_s: float = 0.002
+    batch_max_points: int = 32_768
+    batch_max_delay_s: float = 0.0
     queue_max_points: int = 1_000_000
     checkpoint_interval_s: float = 30.0
     episode_gap_ns: int = 600 * 1_000_000_000
@@ -213,14 +213,21 @@ class DetectionService:
         await self._store.close()
 
     def _warm(self) -> None:
-        # First calls of NumPy paths (partition, searchsorted, ...) allocate and dispatch lazily.
+        # First calls of NumPy paths (partition, searchsorted, ...) allocate and dispatch lazily,
+        # and the compiled kernels compile (or load from numba's cache) on their first call. Two
+        # calls: the first fills the windows, the second refreshes references of full windows
+        # only (the compiled path), so every path has run before the service reports SERVING.
         cfg = dataclasses.replace(self.config, capacity=2)
-        n = cfg.warmup_points + 16
+        n = max(cfg.warmup_points, cfg.window) + 2 * cfg.reference_refresh + 16
         rng = np.random.default_rng(0)
         times = np.arange(n, dtype=np.int64) * 60_000_000_000 + 1_700_000_000_000_000_000
         values = 100 + rng.normal(0, 1, n)
         values[-1] += 50
-        StreamingScorer(cfg).score(np.repeat(np.arange(2), n), np.tile(times, 2), np.tile(values, 2))
+        scorer = StreamingScorer(cfg)
+        cut = max(cfg.warmup_points, cfg.window)
+        for part in (slice(0, cut), slice(cut, n)):
+            k = part.stop - part.start
+            scorer.score(np.repeat(np.arange(2), k), np.tile(times[part], 2), np.tile(values[part], 2))
 
     async def _checkpoint_loop(self) -> None:
         while True:
@@ -379,27 +386,37 @@ class DetectionService:
         """Entries (pinned) for distinct series, restoring first-seen ones from their checkpoint."""
         # Series recently evicted are fetched too: the local copy wins, but it may be trimmed
         # while the fetch is in flight.
-        missing = [r for r in refs if r not in self._table]
         fetched: dict[SeriesRef, bytes] = {}
-        if missing and self._store.durable:
-            values = await self._store.load([r.digest for r in missing])
-            fetched = {r: v for r, v in zip(missing, values, strict=True) if v is not None}
-        # No await from here on: the table cannot change under us.
-        entries: list[SeriesEntry] = []
-        try:
-            for ref in refs:
-                entry = self._table.get(ref)
-                if entry is None:
-                    data = self._evicted.get(ref)
-                    if data is None:
-                        data = fetched.get(ref)
-                    entry = self._allocate(ref, data)
+        if self._store.durable:
+            missing = [r for r in refs if r not in self._table]
+            if missing:
+                values = await self._store.load([r.digest for r in missing])
+                fetched = {r: v for r, v in zip(missing, values, strict=True) if v is not None}
+        # No await from here on: the table cannot change under us. Known series are pinned
+        # first, so allocating the new ones never evicts a series of this same request.
+        table = self._table
+        entries: list[SeriesEntry | None] = []
+        new: list[int] = []
+        for i, ref in enumerate(refs):
+            entry = table.get(ref)
+            if entry is None:
+                new.append(i)
+            else:
                 entry.pins += 1
-                entries.append(entry)
+            entries.append(entry)
+        try:
+            for i in new:
+                ref = refs[i]
+                data = self._evicted.get(ref)
+                if data is None:
+                    data = fetched.get(ref)
+                entry = self._allocate(ref, data)
+                entry.pins += 1
+                entries[i] = entry
         except SlotsExhaustedError as exc:
-            self._release(entries)
+            self._release([e for e in entries if e is not None])
             raise ResourceExhaustedError(str(exc), reason="SERIES_CAPACITY") from None
-        return entries
+        return entries  # type: ignore[return-value]  # every None was replaced
 
     def _allocate(self, ref: SeriesRef, data: bytes | None) -> SeriesEntry:
         entry, evicted = self._table.add(ref)

@@ -26,9 +26,15 @@ class DetectionSettings(ServiceSettings):
     max_series: int = Field(
         10_000, ge=1, le=10_000_000, description="Series held in memory (LRU beyond); 20 KB each."
     )
-    batch_max_points: int = Field(8192, ge=1, le=1_000_000, description="Flush a kernel call at this size.")
+    batch_max_points: int = Field(
+        32_768, ge=1, le=1_000_000, description="Flush a kernel call at this size (larger amortises better)."
+    )
     batch_max_delay_ms: float = Field(
-        2.0, ge=0, le=1000, description="Flush when the oldest waiting call has waited this long."
+        0.0,
+        ge=0,
+        le=1000,
+        description="Flush when the oldest waiting call has waited this long; 0 = at once (calls "
+        "arriving while the kernel is busy are coalesced anyway).",
     )
     queue_max_points: int = Field(
         1_000_000, ge=1, description="Points queued or in flight; beyond, RESOURCE_EXHAUSTED."

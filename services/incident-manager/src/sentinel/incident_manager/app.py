@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from sentinel.api.incident.v1 import incident_service_pb2_grpc
 from sentinel.incident_manager.adapters.dedup import InProcessDedupLock, RedisDedupLock
 from sentinel.incident_manager.adapters.feed import InProcessFeed
+from sentinel.incident_manager.adapters.redis_feed import RedisStreamFeed
 from sentinel.incident_manager.adapters.storage_client import GrpcIncidentStore
 from sentinel.incident_manager.grpc.servicer import SERVICE, IncidentServicer
 from sentinel.incident_manager.http.server import HttpReceiver, create_app
@@ -50,12 +51,23 @@ def build(settings: IncidentManagerSettings, *, clock: Clock | None = None) -> I
         if settings.redis_url
         else None
     )
+    # Watchers of every replica see every replica's changes only through Redis.
+    redis_feed = (
+        RedisStreamFeed(
+            aioredis.Redis.from_url(settings.redis_url),
+            namespace=settings.redis_namespace,
+            max_len=settings.watch_replay_size,
+            retention_s=settings.watch_retention_s,
+        )
+        if settings.redis_url
+        else None
+    )
     service = IncidentService(
         store=GrpcIncidentStore(
             storage_channel, service_key=service_key, deadline_s=settings.storage_deadline_s
         ),
         dedup=redis_lock or InProcessDedupLock(clock),
-        feed=InProcessFeed(),
+        feed=redis_feed or InProcessFeed(replay_size=settings.watch_replay_size),
         clock=clock,
         policy=settings.policy(),
         limits=settings.limits(),
@@ -88,8 +100,11 @@ def build(settings: IncidentManagerSettings, *, clock: Clock | None = None) -> I
             logger.info("dedup claims in Redis (namespace %s)", settings.redis_namespace)
         else:
             logger.warning(
-                "SENTINEL_REDIS_URL is unset: dedup claims are in process, correct for one replica only"
+                "SENTINEL_REDIS_URL is unset: dedup claims and the watch feed are in process, "
+                "correct for one replica only"
             )
+        if redis_feed is not None:
+            await redis_feed.start()
         sweeper.append(asyncio.create_task(service.run_sweeper(settings.sweep_interval_s)))
         await http.start()
 
@@ -99,6 +114,8 @@ def build(settings: IncidentManagerSettings, *, clock: Clock | None = None) -> I
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if redis_feed is not None:
+            await redis_feed.close()
         await storage_channel.close()
         if redis_lock is not None:
             await redis_lock.close()

@@ -223,7 +223,7 @@ class Subscription(Protocol):
 
 
 class IncidentFeed(Protocol):
-    """In-process broadcast of incident changes, with a bounded replay buffer."""
+    """Broadcast of incident changes to watchers, with a bounded replay window (in process or Redis)."""
 
     def publish(self, change: IncidentChange) -> None:
         """Deliver `change` to the tenant's watchers (never blocks)."""

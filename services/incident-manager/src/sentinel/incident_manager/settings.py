@@ -16,7 +16,9 @@ class IncidentManagerSettings(ServiceSettings):
     port: int = Field(50054, ge=0, le=65535, description="gRPC port.")
     storage_addr: str = Field("127.0.0.1:50053", min_length=1, description="Storage service.")
     redis_url: str | None = Field(
-        None, description="Redis for the hot dedup path; unset uses an in-process lock (one replica only)."
+        None,
+        description="Redis for the hot dedup path and the watch feed; unset keeps both in process "
+        "(correct for one replica only).",
     )
     redis_namespace: str = Field("sentinel:incident", min_length=1, description="Prefix of Redis keys.")
     dependency_timeout_s: float = Field(
@@ -39,6 +41,14 @@ class IncidentManagerSettings(ServiceSettings):
     dedup_ttl_s: float = Field(86_400.0, gt=0, description="TTL of a fingerprint's Redis claim.")
     sweep_interval_s: float = Field(30.0, gt=0, description="Auto-resolve sweep period.")
     watch_heartbeat_s: float = Field(15.0, gt=0)
+    watch_replay_size: int = Field(
+        10_000, ge=100, le=10_000_000, description="Changes per tenant kept for resuming watchers."
+    )
+    watch_retention_s: int = Field(
+        7 * 86_400,
+        ge=60,
+        description="A tenant's Redis watch stream expires this long after its last change.",
+    )
     http_port: int = Field(
         9093,
         ge=0,

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sentinel.runtime.errors import InvalidArgumentError
 
@@ -22,6 +22,19 @@ class SeriesKey:
 
     name: str
     labels: tuple[tuple[str, str], ...] = ()
+    # Hashed once: keys are looked up in dicts several times per point batch (slot table, caches),
+    # and hashing the label tuples each time showed up in profiles.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.labels)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[SeriesKey], tuple[str, tuple[tuple[str, str], ...]]]:
+        # String hashes differ between processes: an unpickled key hashes afresh.
+        return (SeriesKey, (self.name, self.labels))
 
     @classmethod
     def of(cls, name: str, labels: Mapping[str, str] | None = None) -> SeriesKey:
@@ -43,6 +56,16 @@ class SeriesRef:
 
     tenant: str
     key: SeriesKey
+    _hash: int = field(init=False, repr=False, compare=False)  # see SeriesKey
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.tenant, self.key._hash)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[SeriesRef], tuple[str, SeriesKey]]:
+        return (SeriesRef, (self.tenant, self.key))
 
     @property
     def digest(self) -> str:

@@ -30,6 +30,7 @@ from sentinel.detection import kernels as k
 from sentinel.detection.engine.config import EngineConfig
 from sentinel.detection.engine.state import EngineState
 from sentinel.detection.engine.types import DETECTOR_NAMES, AnomalyKind, Detector, Severity
+from sentinel.detection.kernels import compiled
 from sentinel.detection.kernels.robust import MAD_TO_SIGMA, MEAN_AD_TO_SIGMA
 
 FloatArray = npt.NDArray[np.float64]
@@ -101,11 +102,6 @@ class StreamingScorer:
         self._edges = np.array(cfg.psi_edges, dtype=np.float64)
         self._bands = np.array(cfg.severity_bands, dtype=np.float64)
         self._n_recent = max(cfg.recent_level, cfg.recent_spread)
-        m = self._n_recent - 1
-        self._lag = np.arange(1, m + 1, dtype=np.int64)
-        # Recent window column c (c >= 1) reads history position (m - c) of the
-        # history block whose first m columns are the m newest buffered values.
-        self._hist_off = (m - self._lag).astype(np.intp)
         self._cal_a = np.sqrt(2.0 / (9.0 * float(len(self._edges))))
         # The kind of each detector above the threshold (SPIKE becomes DIP when the value is low).
         kinds = {
@@ -305,15 +301,18 @@ class StreamingScorer:
         # -- recent windows of every point: the point itself, then its predecessors
         m = self._n_recent - 1
         old = fl["buf"][s[:, None], (pos0[:, None] - m + np.arange(m)) % W]  # (n, m), oldest first
-        hist_w = m + K
-        HR = np.concatenate((old, NEW), axis=1).ravel()
-        at = (CV + cols * hist_w)[:, :, None] + self._hist_off  # (K, n, m) flat history index
-        REC = np.empty((K, n, m + 1))
-        REC[:, :, 0] = X
-        REC[:, :, 1:] = HR[at]
-        REC2 = REC.reshape(K * n, m + 1)
-        rec_level = REC2[:, : cfg.recent_level]
-        rec_spread = REC2[:, : cfg.recent_spread]
+        # Medians, counts, deviation sums and histograms of every window in one compiled pass
+        # (bit-identical to kernels.shift_z / spread_z / binned_counts, see kernels.compiled).
+        c_lev, n_lev, _, n_spr, sum_dev, hist = compiled.recent_window_stats(
+            np.ascontiguousarray(X),
+            np.concatenate((old, NEW), axis=1),
+            np.ascontiguousarray(CV),
+            cfg.recent_level,
+            cfg.recent_spread,
+            np.ascontiguousarray(CENTER),
+            np.ascontiguousarray(SCALE),
+            self._edges,
+        )
         cen_f = CENTER.ravel()
         sc_f = SCALE.ravel()
 
@@ -321,10 +320,14 @@ class StreamingScorer:
         Z = np.empty((K, n, 5))
         with np.errstate(invalid="ignore", divide="ignore"):
             Z[:, :, 0] = (X - CENTER) / SCALE
-        Z[:, :, 1] = k.shift_z(rec_level, cen_f, sc_f, max_eff_n=cfg.level_eff_n).reshape(K, n)
-        z_spread = k.spread_z(rec_spread, sc_f, max_eff_n=cfg.spread_eff_n, floor=FLOOR.ravel())
+        Z[:, :, 1] = k.shift_z_of(
+            c_lev.ravel(), n_lev.ravel(), cen_f, sc_f, max_eff_n=cfg.level_eff_n
+        ).reshape(K, n)
+        z_spread = k.spread_z_of(
+            sum_dev.ravel(), n_spr.ravel(), sc_f, max_eff_n=cfg.spread_eff_n, floor=FLOOR.ravel()
+        )
         Z[:, :, 2] = z_spread.reshape(K, n)
-        hist = k.binned_counts(rec_spread, cen_f, sc_f, self._edges)
+        hist = hist.reshape(K * n, -1)
         psi_v = k.psi(REF_HIST.reshape(K * n, -1), hist)
 
         # -- recurrences, round by round: CUSUM on the EWMA residual and the seasonal profile
@@ -465,13 +468,58 @@ class StreamingScorer:
         histogram are all read off the sorted rows; the general kernels, which
         give the same numbers, handle the rest.
         """
+        srt = np.sort(win, axis=1)
+        full = np.isfinite(srt[:, 0]) & np.isfinite(srt[:, -1])
+        if full.all():
+            return self._reference_full(win, srt, spread)
+        if not full.any():
+            return self._reference_partial(win, spread)
+        # Rows are independent: a few young series must not send every row down the slow path.
+        center = np.empty(len(win))
+        sc = np.empty(len(win))
+        hist = np.empty((len(win), len(self._edges) + 1))
+        part = ~full
+        center[full], sc[full], hist[full] = self._reference_full(win[full], srt[full], spread[full])
+        center[part], sc[part], hist[part] = self._reference_partial(win[part], spread[part])
+        return center, sc, hist
+
+    def _reference_partial(
+        self, win: FloatArray, spread: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """:meth:`_reference` of windows that still hold NaN (the general kernels)."""
+        center = k.nanmedian_rows(win)
+        floor_r = self._floor(center, spread)
+        sc = k.robust_scale(win, center, mean_dev_floor=self.config.mean_dev_floor, floor=floor_r)
+        return center, sc, k.binned_counts(win, center, sc, self._edges)
+
+    def _reference_full(
+        self, win: FloatArray, srt: FloatArray, spread: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """:meth:`_reference` of full, finite windows (``srt`` = the rows sorted)."""
+        cfg = self.config
+        # One compiled pass per row (median, MAD, ring-order mean deviation, floor, histogram);
+        # bit-identical to the NumPy kernels (see kernels.compiled and its tests).
+        center, sc, hist = compiled.reference_sorted_rows(
+            np.ascontiguousarray(win),
+            np.ascontiguousarray(srt),
+            np.ascontiguousarray(spread, dtype=np.float64),
+            self._edges,
+            cfg.abs_floor,
+            cfg.rel_floor,
+            cfg.range_floor,
+            MAD_TO_SIGMA,
+            cfg.mean_dev_floor * MEAN_AD_TO_SIGMA,
+        )
+        if not np.isfinite(center).all() or not np.isfinite(sc).all():
+            return center, sc, k.binned_counts(win, center, sc, self._edges)
+        return center, sc, hist
+
+    def _reference_numpy(
+        self, win: FloatArray, spread: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """:meth:`_reference` in NumPy only (full, finite windows): the reference of the compiled path."""
         cfg = self.config
         srt = np.sort(win, axis=1)
-        if not np.isfinite(srt[:, [0, -1]]).all():
-            center = k.nanmedian_rows(win)
-            floor_r = self._floor(center, spread)
-            sc = k.robust_scale(win, center, mean_dev_floor=cfg.mean_dev_floor, floor=floor_r)
-            return center, sc, k.binned_counts(win, center, sc, self._edges)
         w = win.shape[1]
         k1, k2 = (w - 1) // 2, w // 2
         center = 0.5 * (srt[:, k1] + srt[:, k2])

@@ -10,7 +10,14 @@ Conventions shared by every kernel (STYLE.md convention 7):
   random numbers; an update kernel returns new arrays.
 """
 
-from sentinel.detection.kernels.changes import level_shift_z, shift_z, spread_z, variance_change_z
+from sentinel.detection.kernels.changes import (
+    level_shift_z,
+    shift_z,
+    shift_z_of,
+    spread_z,
+    spread_z_of,
+    variance_change_z,
+)
 from sentinel.detection.kernels.cusum import cusum_update
 from sentinel.detection.kernels.drift import binned_counts, binned_counts_sorted, psi, psi_logsf
 from sentinel.detection.kernels.ewma import ewma_update
@@ -47,7 +54,9 @@ __all__ = [
     "seasonal_predict",
     "seasonal_update",
     "shift_z",
+    "shift_z_of",
     "spread_z",
+    "spread_z_of",
     "surprise_from_logp",
     "two_sided_surprise",
     "variance_change_z",

@@ -61,6 +61,18 @@ def shift_z(
     rec = np.asarray(recent, dtype=np.float64)
     c_rec = nanmedian_rows(rec)
     n_rec = np.sum(~np.isnan(rec), axis=1).astype(np.float64)
+    return shift_z_of(c_rec, n_rec, ref_center, ref_scale, max_eff_n=max_eff_n)
+
+
+def shift_z_of(
+    c_rec: FloatArray,
+    n_rec: FloatArray,
+    ref_center: npt.ArrayLike,
+    ref_scale: npt.ArrayLike,
+    *,
+    max_eff_n: float = np.inf,
+) -> FloatArray:
+    """:func:`shift_z` from the recent windows' median ``c_rec`` and count of values ``n_rec`` (float64)."""
     n_eff = np.minimum(n_rec, max_eff_n)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (c_rec - np.asarray(ref_center, dtype=np.float64)) / (
@@ -117,12 +129,25 @@ def spread_z(
         ``(n_series,)`` float64 signed z; NaN where the recent window has fewer than 3 values.
     """
     rec = np.asarray(recent, dtype=np.float64)
-    fl = np.broadcast_to(np.asarray(floor, dtype=np.float64), (rec.shape[0],))
     c_rec = nanmedian_rows(rec)
     dev = np.abs(rec - c_rec[:, None])
     n_rec = np.sum(~np.isnan(rec), axis=1).astype(np.float64)
+    return spread_z_of(np.nansum(dev, axis=1), n_rec, ref_scale, max_eff_n=max_eff_n, floor=floor)
+
+
+def spread_z_of(
+    sum_dev: FloatArray,
+    n_rec: FloatArray,
+    ref_scale: npt.ArrayLike,
+    *,
+    max_eff_n: float = np.inf,
+    floor: npt.ArrayLike = 1e-9,
+) -> FloatArray:
+    """:func:`spread_z` from the recent windows' sum of absolute deviations from their median
+    (NaN-free, ``np.nansum`` order) and count of values ``n_rec`` (float64)."""
+    fl = np.broadcast_to(np.asarray(floor, dtype=np.float64), (len(n_rec),))
     with np.errstate(invalid="ignore", divide="ignore"):
-        s_rec = np.fmax(MEAN_AD_TO_SIGMA * np.nansum(dev, axis=1) / n_rec, fl)
+        s_rec = np.fmax(MEAN_AD_TO_SIGMA * sum_dev / n_rec, fl)
         n_eff = np.minimum(n_rec, max_eff_n)
         z = np.log(s_rec / np.asarray(ref_scale, dtype=np.float64)) * np.sqrt(
             2.0 * np.maximum(n_eff - 1.0, 0.0)

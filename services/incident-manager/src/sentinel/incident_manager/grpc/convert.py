@@ -563,3 +563,19 @@ def event_to_proto(change: IncidentChange) -> api.WatchIncidentsResponse:
     if change.incident is not None:
         event.incident.CopyFrom(incident_to_proto(change.incident))
     return api.WatchIncidentsResponse(event=event)
+
+
+_CHANGE_TYPES = {proto: domain for domain, proto in _EVENT_TYPES.items()}
+
+
+def change_from_event(event: res.IncidentEvent, *, tenant: str, cursor: str) -> IncidentChange:
+    """A change read back from the watch feed's stream (see `event_to_proto`)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return IncidentChange(
+        tenant=tenant,
+        type=_CHANGE_TYPES.get(event.type, ChangeType.UPDATED),
+        event_time=from_ts(event, "event_time") or epoch,
+        incident=incident_from_proto(event.incident) if event.HasField("incident") else None,
+        entries=tuple(entry_from_proto(entry) for entry in event.timeline_entries),
+        cursor=cursor,
+    )

@@ -9,6 +9,8 @@ from importlib import resources
 
 import asyncpg
 
+from sentinel.storage.adapters.sessions import mark_session_state
+
 logger = logging.getLogger(__name__)
 
 # Any constant shared by every storage replica: concurrent starts apply migrations one at a time.
@@ -45,6 +47,7 @@ async def migrate(pool: asyncpg.Pool) -> list[int]:
     """Apply every migration not applied yet; returns the versions applied now (idempotent)."""
     applied_now: list[int] = []
     async with pool.acquire() as connection:
+        mark_session_state(connection)  # the lock, and whatever a migration's SQL may SET
         await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
         try:
             await connection.execute(

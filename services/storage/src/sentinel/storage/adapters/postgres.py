@@ -34,6 +34,7 @@ from sentinel.runtime.errors import (
     UnavailableError,
 )
 from sentinel.storage.adapters.pgcopy import encode_samples, unix_nanos_to_micros
+from sentinel.storage.adapters.sessions import mark_session_state
 from sentinel.storage.adapters.stores import Stores
 from sentinel.storage.domain.anomalies import (
     AnomalyCursor,
@@ -378,6 +379,7 @@ class PostgresSamples:
         now_micro = (self._clock.now() - _EPOCH) // timedelta(microseconds=1)
         built: list[str] = []
         async with self._database.connection() as connection:
+            mark_session_state(connection)
             if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _INDEX_LOCK_ID):
                 return built  # another replica is at it
             try:
@@ -550,6 +552,7 @@ class PostgresSamples:
 
     async def apply_retention(self, *, cutoff_unix_micro: int, dry_run: bool) -> tuple[Partition, ...]:
         async with self._database.connection() as connection:
+            mark_session_state(connection)
             if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _RETENTION_LOCK_ID):
                 raise ResourceExhaustedError(
                     "another retention pass is running; retry later", reason="RETENTION_RUNNING"

@@ -16,6 +16,7 @@ from sentinel.runtime.embedded import (
     start_embedded_redis,
 )
 from sentinel.storage.adapters.migrations import migrate
+from sentinel.storage.adapters.sessions import reset_on_release
 from sentinel.storage.settings import StorageSettings
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Stores:
             self.postgres_dsn,
             min_size=self.settings.postgres_pool_min,
             max_size=self.settings.postgres_pool_max,
+            reset=reset_on_release,
         )
         applied = await migrate(self._pool)
         self._instance_id = str(await self._pool.fetchval("SELECT instance_id FROM storage_instance"))
