@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import numpy.typing as npt
 from prometheus_client import Counter, Gauge
 
 from sentinel.detection.domain.batch import ScoreRequest
@@ -276,15 +277,23 @@ class MultivariateMonitor:
     def catalogue(self, kind: DetectorKind = DetectorKind.UNSPECIFIED) -> list[DetectorInfo]:
         return catalogue(self.config, kind)
 
-    def observe(self, tenant: str, request: ScoreRequest) -> None:
-        """Hand the LLM points of an accepted batch to the worker (never blocks, never raises)."""
+    def observe(
+        self, tenant: str, request: ScoreRequest, accepted: npt.NDArray[np.int64] | None = None
+    ) -> None:
+        """Hand the LLM points of an accepted batch (those at `accepted`, or all) to the worker;
+        never blocks."""
         if self._executor is None or len(request) == 0:
             return
         cols = np.array([self._column(key) for key in request.series], dtype=np.int64)
         if not np.any(cols >= 0):
             return
         col_of_point = cols[request.series_index]
+        if accepted is not None:
+            col_of_point = col_of_point.copy()
+            col_of_point[np.setdiff1d(np.arange(len(col_of_point)), accepted)] = -1
         keep = np.flatnonzero(col_of_point >= 0)
+        if len(keep) == 0:
+            return
         if len(self._pending) >= self._max_pending:
             DROPPED.labels("overload").inc(len(keep))
             return
