@@ -89,7 +89,9 @@ class MultivariateConfig:
     hbos_bins: int = 10
     max_groups: int = 10_000
     seed: int = 0
-    severity_bands: tuple[float, float, float, float] = (0.6, 0.7, 0.8, 0.9)
+    # Lower score bounds of LOW..CRITICAL: combined p <= 1e-3, 1e-4, 1e-5, 1e-6 at half_surprise 2
+    # (rank-based detectors saturate near p ~ 1e-6, so bands spaced in score would stay LOW).
+    severity_bands: tuple[float, float, float, float] = (0.6, 2 / 3, 5 / 7, 0.75)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
