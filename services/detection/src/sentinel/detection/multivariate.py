@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import numpy.typing as npt
 from prometheus_client import Counter, Gauge
 
 from sentinel.detection.domain.batch import ScoreRequest
@@ -276,39 +277,55 @@ class MultivariateMonitor:
     def catalogue(self, kind: DetectorKind = DetectorKind.UNSPECIFIED) -> list[DetectorInfo]:
         return catalogue(self.config, kind)
 
-    def observe(self, tenant: str, request: ScoreRequest) -> None:
-        """Hand the LLM points of an accepted batch to the worker (never blocks, never raises)."""
+    def observe(
+        self, tenant: str, request: ScoreRequest, accepted: npt.NDArray[np.int64] | None = None
+    ) -> None:
+        """Hand an accepted batch (its points at `accepted`, or all) to the worker, which picks
+        the LLM points out. Costs the event loop one executor hand-off; never blocks."""
         if self._executor is None or len(request) == 0:
             return
-        cols = np.array([self._column(key) for key in request.series], dtype=np.int64)
-        if not np.any(cols >= 0):
-            return
-        col_of_point = cols[request.series_index]
-        keep = np.flatnonzero(col_of_point >= 0)
         if len(self._pending) >= self._max_pending:
-            DROPPED.labels("overload").inc(len(keep))
+            DROPPED.labels("overload").inc(len(request) if accepted is None else len(accepted))
             return
-        used, group_index = np.unique(request.series_index[keep], return_inverse=True)
-        group_of_series: dict[tuple[tuple[str, str], ...], int] = {}
-        groups: list[Group] = []
-        remap = np.empty(len(used), dtype=np.int64)
-        for j, s in enumerate(used.tolist()):
-            labels = request.series[s].labels
-            if labels not in group_of_series:
-                group_of_series[labels] = len(groups)
-                groups.append(Group(tenant, labels))
-            remap[j] = group_of_series[labels]
         future = asyncio.get_running_loop().run_in_executor(
-            self._executor,
-            self._work,
-            groups,
-            remap[group_index.reshape(-1)],
-            col_of_point[keep],
-            request.time_unix_nano[keep],
-            request.value[keep],
+            self._executor, self._work, tenant, request, accepted
         )
         self._pending.add(future)
         future.add_done_callback(self._done)
+
+    def _points(
+        self, tenant: str, request: ScoreRequest, accepted: npt.NDArray[np.int64] | None
+    ) -> (
+        tuple[list[Group], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], np.ndarray]
+        | None
+    ):
+        """The LLM points of a batch: groups, per point its group, input column, time, value."""
+        cols = np.array([self._column(key) for key in request.series], dtype=np.int64)
+        if not np.any(cols >= 0):
+            return None
+        group_of_series = np.full(len(request.series), -1, dtype=np.int64)
+        index: dict[tuple[tuple[str, str], ...], int] = {}
+        groups: list[Group] = []
+        for s in np.flatnonzero(cols >= 0).tolist():
+            labels = request.series[s].labels
+            g = index.get(labels)
+            if g is None:
+                g = index[labels] = len(groups)
+                groups.append(Group(tenant, labels))
+            group_of_series[s] = g
+        series_index = request.series_index if accepted is None else request.series_index[accepted]
+        col_of_point = cols[series_index]
+        keep = np.flatnonzero(col_of_point >= 0)
+        if len(keep) == 0:
+            return None
+        at = keep if accepted is None else accepted[keep]
+        return (
+            groups,
+            group_of_series[series_index[keep]],
+            col_of_point[keep],
+            request.time_unix_nano[at],
+            request.value[at],
+        )
 
     def _column(self, key: SeriesKey) -> int:
         col = self._columns.get(key)
@@ -320,15 +337,13 @@ class MultivariateMonitor:
         return col
 
     def _work(
-        self,
-        groups: list[Group],
-        group_index: np.ndarray,
-        column: np.ndarray,
-        times: np.ndarray,
-        values: np.ndarray,
+        self, tenant: str, request: ScoreRequest, accepted: npt.NDArray[np.int64] | None
     ) -> list[MultivariateAnomaly]:
+        points = self._points(tenant, request, accepted)
+        if points is None:
+            return []
         late = self._folder.late_points
-        closed = self._folder.fold(groups, group_index, column, times, values)
+        closed = self._folder.fold(*points)
         if self._folder.late_points > late:
             DROPPED.labels("late").inc(self._folder.late_points - late)
         if not closed:

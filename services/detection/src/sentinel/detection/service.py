@@ -271,8 +271,6 @@ class DetectionService:
         return outcome
 
     async def _score(self, tenant: str, request: ScoreRequest) -> ScoreOutcome:
-        if self.multivariate is not None:
-            self.multivariate.observe(tenant, request)
         n = len(request)
         used, local_of_point = np.unique(request.series_index, return_inverse=True)
         refs = self._refs_of(tenant, request.series)
@@ -316,6 +314,8 @@ class DetectionService:
             )
             future = self._batcher.submit(job, len(acc_local))
             submitted = True
+            if self.multivariate is not None:  # the accepted points only
+                self.multivariate.observe(tenant, request, accepted)
             # Accepted: from here on, later calls are checked against these points.
             for e in entries:
                 e.prep = None

@@ -80,6 +80,8 @@ logger = logging.getLogger(__name__)
 
 ALERTS = Counter("sentinel_incident_alerts_total", "Alert reports by outcome (the noise funnel)", ["outcome"])
 SUPPRESSED = Counter("sentinel_incident_alerts_suppressed_total", "Alert reports muted by a silence")
+# The labelled children once: labels() per alert costs a lock and a lookup.
+_ALERTS_BY_OUTCOME = {outcome: ALERTS.labels(outcome.name.lower()) for outcome in Outcome}
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,7 @@ class IncidentService:
 
     def _record(self, result: AlertResult) -> None:
         self.funnel.record(result.outcome, silenced=bool(result.silence_ids))
-        ALERTS.labels(result.outcome.name.lower()).inc()
+        _ALERTS_BY_OUTCOME[result.outcome].inc()
         if result.silence_ids:
             SUPPRESSED.inc()
 

@@ -89,7 +89,9 @@ class MultivariateConfig:
     hbos_bins: int = 10
     max_groups: int = 10_000
     seed: int = 0
-    severity_bands: tuple[float, float, float, float] = (0.6, 0.7, 0.8, 0.9)
+    # Lower score bounds of LOW..CRITICAL: combined p <= 1e-3, 1e-4, 1e-5, 1e-6 at half_surprise 2
+    # (rank-based detectors saturate near p ~ 1e-6, so bands spaced in score would stay LOW).
+    severity_bands: tuple[float, float, float, float] = (0.6, 2 / 3, 5 / 7, 0.75)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -188,14 +190,13 @@ class BucketFolder:
         if len(times) == 0:
             return closed
         bucket = times // self.width_ns
-        pair = np.stack([group_index, bucket])
-        cells, cell_of_point = np.unique(pair, axis=1, return_inverse=True)
-        sums, counts = mk.bucket_sums(
-            cell_of_point.reshape(-1).astype(np.int64), column, values, cells.shape[1]
-        )
+        first = int(bucket.min())
+        span = int(bucket.max()) - first + 1
+        cells, cell_of_point = np.unique(group_index * span + (bucket - first), return_inverse=True)
+        sums, counts = mk.bucket_sums(cell_of_point.reshape(-1).astype(np.int64), column, values, len(cells))
         over = self._watermark // self.width_ns  # buckets below this index were closed by time
-        for c in range(cells.shape[1]):  # sorted by (group, bucket)
-            group, b = groups[int(cells[0, c])], int(cells[1, c])
+        for c, cell in enumerate(cells.tolist()):  # sorted by (group, bucket)
+            group, b = groups[cell // span], first + cell % span
             state = self._open.get(group)
             if b < over:
                 self.late_points += int(counts[c].sum())

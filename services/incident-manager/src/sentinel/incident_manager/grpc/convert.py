@@ -40,6 +40,9 @@ from sentinel.runtime.errors import InvalidArgumentError
 # ---------------------------------------------------------------------------- time
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     """A Timestamp, or None for an unset time."""
     if value is None:
@@ -72,9 +75,14 @@ def to_duration(value: timedelta) -> duration_pb2.Duration:
 
 
 def _set_ts(message: Any, name: str, value: datetime | None) -> None:
-    stamp = to_ts(value)
-    if stamp is not None:
-        getattr(message, name).CopyFrom(stamp)
+    if value is None:
+        return
+    # As Timestamp.FromDatetime (a naive time counts as UTC), without its calendar round trip
+    # and the copy of a temporary message: several times per alert on the hot path.
+    since = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
+    stamp = getattr(message, name)
+    stamp.seconds = since.days * 86_400 + since.seconds
+    stamp.nanos = since.microseconds * 1000
 
 
 # ---------------------------------------------------------------------------- enums
