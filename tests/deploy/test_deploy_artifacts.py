@@ -317,7 +317,7 @@ def test_autoscaling_replaces_fixed_replicas_with_a_horizontal_pod_autoscaler(
 ) -> None:
     deployments = of_kind(all_options_manifests, "Deployment")
     autoscalers = of_kind(all_options_manifests, "HorizontalPodAutoscaler")
-    assert sorted(autoscalers) == ["detection", "ingestion"]
+    assert sorted(autoscalers) == ["ingestion", "storage"]
     for component in COMPONENTS:
         assert ("replicas" in deployments[component]["spec"]) == (component not in autoscalers)
     target = autoscalers["ingestion"]["spec"]["scaleTargetRef"]
@@ -348,6 +348,24 @@ def test_values_schema_rejects_an_unknown_component_key(helm: Path) -> None:
     result = helm_template("--set", "components.storage.replicas=3")
     assert result.returncode != 0
     assert "replicas" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "components.detection.replicaCount=2",
+        "components.detection.autoscaling.enabled=true,components.detection.autoscaling.minReplicas=1,"
+        "components.detection.autoscaling.maxReplicas=4,"
+        "components.detection.autoscaling.targetCPUUtilizationPercentage=70",
+    ],
+)
+def test_detection_runs_one_replica_because_its_series_state_is_in_process(helm: Path, setting: str) -> None:
+    """Ingestion balances round_robin; two detection replicas would each see half of every series."""
+    deployments = of_kind(render(), "Deployment")
+    assert deployments["detection"]["spec"]["replicas"] == 1
+    result = helm_template("--set", setting)
+    assert result.returncode != 0
+    assert "components.detection keeps per-series state in memory" in result.stderr
 
 
 def test_a_peer_that_is_disabled_fails_the_render_with_its_name(helm: Path) -> None:
