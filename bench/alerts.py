@@ -52,6 +52,7 @@ from sentinel.api.incident.v1 import incident_service_pb2 as api
 from sentinel.api.incident.v1 import incident_service_pb2_grpc
 from sentinel.api.incident.v1 import resources_pb2 as res
 from sentinel.runtime.channels import create_channel
+from sentinel.runtime.wire import varint
 
 REPORT_PATH = "/sentinel.api.incident.v1.IncidentService/ReportAlerts"
 # Alerts per ReportAlerts call by default: a group, as Alertmanager's webhook posts one.
@@ -60,19 +61,9 @@ SEVERITIES = [common_pb2.SEVERITY_CRITICAL, common_pb2.SEVERITY_HIGH, common_pb2
               common_pb2.SEVERITY_LOW]  # fmt: skip
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _field_1(payload: bytes) -> bytes:
     """`alerts` (field 1) of ReportAlertsRequest: requests are concatenations of these."""
-    return b"\x0a" + _varint(len(payload)) + payload
+    return b"\x0a" + varint(len(payload)) + payload
 
 
 def pool_alert(index: int) -> bytes:
@@ -96,7 +87,7 @@ _SERVICE_TAG = bytes([res.Alert.DESCRIPTOR.fields_by_name["service"].number << 3
 def new_alert(worker: int, number: int) -> bytes:
     """A never-seen alert (its own service): the fixed fields encoded once, plus `service`."""
     service = f"new-{worker}-{number}-{_RUN}".encode()
-    payload = _NEW_FIXED + _SERVICE_TAG + _varint(len(service)) + service
+    payload = _NEW_FIXED + _SERVICE_TAG + varint(len(service)) + service
     return _field_1(payload)
 
 

@@ -46,6 +46,7 @@ from sentinel.api.detection.v1 import detection_pb2, detection_service_pb2
 from sentinel.detection.engine import EngineConfig, StreamingScorer
 from sentinel.runtime.channels import create_channel
 from sentinel.runtime.peers import wait_until_serving
+from sentinel.runtime.wire import length_delimited
 
 SERVICE_NAME = "sentinel.api.detection.v1.DetectionService"
 SCORE_PATH = f"/{SERVICE_NAME}/ScoreSamples"
@@ -62,20 +63,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
 class Batches:
     """ScoreSamples payloads for a fixed set of series, `points` consecutive points of each per call.
 
@@ -90,7 +77,7 @@ class Batches:
         self.base = (time.time_ns() // NS_PER_MIN - 100_000) * NS_PER_MIN
         self.step = 0
         self.table = [
-            _length_delimited(
+            length_delimited(
                 2,
                 common_pb2.SeriesKey(
                     name="bench.latency_ms", labels={"caller": tag, "shard": str(s)}
@@ -99,7 +86,7 @@ class Batches:
             for s in range(n_series)
         ]
         self.index = {
-            p: _length_delimited(3, np.tile(np.arange(n_series, dtype="<u4"), p).tobytes())
+            p: length_delimited(3, np.tile(np.arange(n_series, dtype="<u4"), p).tobytes())
             for p in (1, points)
         }
         self.tag = tag
@@ -112,26 +99,26 @@ class Batches:
         times = (self.base + steps * NS_PER_MIN).astype("<i8")
         values = self.rng.gamma(20.0, 15.0, len(steps)).astype("<f8")
         batch = (
-            _length_delimited(1, f"{self.tag}-{self.step}".encode())
+            length_delimited(1, f"{self.tag}-{self.step}".encode())
             + b"".join(self.table)
             + self.index[points]
-            + _length_delimited(4, times.tobytes())
-            + _length_delimited(5, values.tobytes())
+            + length_delimited(4, times.tobytes())
+            + length_delimited(5, values.tobytes())
         )
-        return _length_delimited(1, batch), len(steps)
+        return length_delimited(1, batch), len(steps)
 
     def single(self, series: int) -> bytes:
         """One point of one series (the naive client's call); advances that series only."""
         if series == 0:
             self.step += 1
         batch = (
-            _length_delimited(1, f"{self.tag}-{self.step}-{series}".encode())
+            length_delimited(1, f"{self.tag}-{self.step}-{series}".encode())
             + self.table[series]
             + _SINGLE_INDEX
-            + _length_delimited(4, np.int64(self.base + self.step * NS_PER_MIN).astype("<i8").tobytes())
-            + _length_delimited(5, np.float64(self.rng.gamma(20.0, 15.0)).astype("<f8").tobytes())
+            + length_delimited(4, np.int64(self.base + self.step * NS_PER_MIN).astype("<i8").tobytes())
+            + length_delimited(5, np.float64(self.rng.gamma(20.0, 15.0)).astype("<f8").tobytes())
         )  # fmt: skip
-        return _length_delimited(1, batch)
+        return length_delimited(1, batch)
 
 
 def throughput_client(address: str, mode: str, seconds: float, concurrency: int, n_series: int, points: int,

@@ -43,6 +43,7 @@ from sentinel.api.common.v1 import common_pb2
 from sentinel.api.ingestion.v1 import ingestion_service_pb2, telemetry_pb2
 from sentinel.runtime.channels import create_channel
 from sentinel.runtime.peers import wait_until_serving
+from sentinel.runtime.wire import length_delimited
 
 BATCH = 1000
 SERIES = 100
@@ -54,20 +55,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
 
 
 def sample_request_factory(worker: int) -> tuple[bytes, int]:
@@ -126,7 +113,7 @@ def client(address: str, kind: str, seconds: float, concurrency: int, rate: floa
                     next_at += interval
                 if kind == "samples":
                     batch_id = f"b-{worker}-{index}-{n}-{uuid.uuid4().hex[:8]}".encode()
-                    payload = _length_delimited(1, _length_delimited(1, batch_id) + columns)
+                    payload = length_delimited(1, length_delimited(1, batch_id) + columns)
                 else:
                     payload = prebuilt[n % len(prebuilt)]
                 n += 1

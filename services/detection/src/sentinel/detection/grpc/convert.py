@@ -21,6 +21,7 @@ from sentinel.detection.domain.series import SeriesKey, validate_series_key
 from sentinel.detection.engine import DETECTOR_NAMES, EngineConfig
 from sentinel.detection.service import Explanation, SeriesStateView
 from sentinel.runtime.errors import InvalidArgumentError
+from sentinel.runtime.wire import length_delimited, varint
 
 _POLICIES = {
     detection_pb2.OUT_OF_ORDER_POLICY_UNSPECIFIED: OutOfOrder.REJECT,
@@ -47,19 +48,9 @@ def series_key_message(key: SeriesKey) -> common_pb2.SeriesKey:
     return common_pb2.SeriesKey(name=key.name, labels=key.label_map)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _field_size(payload_len: int) -> int:
     """Bytes of a length-delimited field with a one-byte tag (0 when empty: proto3 omits it)."""
-    return 1 + len(_varint(payload_len)) + payload_len if payload_len else 0
+    return 1 + len(varint(payload_len)) + payload_len if payload_len else 0
 
 
 def _split_entries(region: bytes, tag: int) -> list[bytes] | None:
@@ -203,7 +194,7 @@ def score_request(request: ScoreCall, keys: SeriesKeyCache | None = None) -> Sco
 
 
 def _packed(field: int, data: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(data)) + data if data else b""
+    return length_delimited(field, data) if data else b""
 
 
 def _small_enums(values: npt.NDArray[np.int8]) -> bytes | None:

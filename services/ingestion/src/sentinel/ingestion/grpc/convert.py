@@ -28,6 +28,7 @@ from sentinel.api.ingestion.v1 import telemetry_pb2
 from sentinel.ingestion.domain.derive import ColumnarSamples
 from sentinel.ingestion.domain.model import RawLlmEvent, RawSample, RowError, RowRejected
 from sentinel.ingestion.domain.validate import parse_json_event
+from sentinel.runtime.wire import varint
 
 RawRow = RawLlmEvent | RawSample | RowRejected
 
@@ -341,20 +342,11 @@ def columns_from_batch(
     )
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _packed(tag: bytes, column: npt.NDArray[Any], dtype: str) -> bytes:
     if not len(column):
         return b""
     data = np.ascontiguousarray(column, dtype=dtype).tobytes()
-    return tag + _varint(len(data)) + data
+    return tag + varint(len(data)) + data
 
 
 # Wire tags (field number << 3 | 2, length-delimited) of SampleBatch's packed columns.
