@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from sentinel.detection.kernels import multivariate as mk
+from sentinel.detection.kernels.robust import MAD_TO_SIGMA
 
 SEED = 20261124
 
@@ -95,7 +96,7 @@ def naive_center_scale(rows: np.ndarray, floor: float) -> tuple[float, float]:
         return math.nan, floor
     med = statistics.median(vals)
     mad = statistics.median(abs(v - med) for v in vals)
-    return med, max(1.4826 * mad, floor)
+    return med, max(MAD_TO_SIGMA * mad, floor)
 
 
 @settings(max_examples=60, deadline=None)

@@ -55,6 +55,9 @@ CHECKPOINTS = Counter(
     ["outcome"],
 )
 GROUPS = Gauge("sentinel_detection_multivariate_groups", "(tenant, service, model) groups with history")
+# Labelled children bound once: `.labels()` hashes its arguments and takes a lock on every call.
+_CLOSED, _SCORED, _ANOMALOUS = (BUCKETS.labels(outcome) for outcome in ("closed", "scored", "anomalous"))
+_DROPPED_OVERLOAD, _DROPPED_LATE = DROPPED.labels("overload"), DROPPED.labels("late")
 
 _DESCRIPTIONS = {
     "iforest": "isolation forest: how few random splits isolate the bucket's standardised vector",
@@ -285,7 +288,7 @@ class MultivariateMonitor:
         if self._executor is None or len(request) == 0:
             return
         if len(self._pending) >= self._max_pending:
-            DROPPED.labels("overload").inc(len(request) if accepted is None else len(accepted))
+            _DROPPED_OVERLOAD.inc(len(request) if accepted is None else len(accepted))
             return
         future = asyncio.get_running_loop().run_in_executor(
             self._executor, self._work, tenant, request, accepted
@@ -345,19 +348,19 @@ class MultivariateMonitor:
         late = self._folder.late_points
         closed = self._folder.fold(*points)
         if self._folder.late_points > late:
-            DROPPED.labels("late").inc(self._folder.late_points - late)
+            _DROPPED_LATE.inc(self._folder.late_points - late)
         if not closed:
             return []
         fits = self._scorer.fits
         findings = self._scorer.observe(closed)
         FITS.inc(self._scorer.fits - fits)
         GROUPS.set(self._scorer.groups)
-        BUCKETS.labels("closed").inc(len(closed))
-        BUCKETS.labels("scored").inc(len(findings))
+        _CLOSED.inc(len(closed))
+        _SCORED.inc(len(findings))
         changes: list[MultivariateAnomaly] = []
         for finding in findings:
             if finding.is_anomaly:
-                BUCKETS.labels("anomalous").inc()
+                _ANOMALOUS.inc()
             changes += self._episodes.observe(finding)
             recent = self._recent.pop(finding.group, None) or deque(maxlen=self.recent_buckets)
             recent.append(finding)

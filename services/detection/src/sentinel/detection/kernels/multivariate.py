@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.detection.kernels.robust import MAD_TO_SIGMA
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -36,7 +38,6 @@ FEATURES: tuple[str, ...] = (
 N_FEATURES = len(FEATURES)
 ERROR_RATE = FEATURES.index("error_rate")
 # 1.4826 * MAD estimates sigma under normality.
-MAD_TO_SIGMA = 1.4826
 
 
 def bucket_sums(
