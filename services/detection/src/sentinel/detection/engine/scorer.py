@@ -104,9 +104,9 @@ class StreamingScorer:
     chunk_points: int = 1 << 16
     """Upper bound on ``rounds x series`` of one block (bounds the temporary memory)."""
     refresh_rows: int = 4096
+    """Reference refreshes are computed in batches of at most this many windows."""
     compiled_recurrences: bool = True
     """EWMA/CUSUM/seasonal recurrences in the compiled kernel; False runs the NumPy reference."""
-    """Reference refreshes are computed in batches of at most this many windows."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -524,8 +524,10 @@ class StreamingScorer:
             MAD_TO_SIGMA,
             cfg.mean_dev_floor * MEAN_AD_TO_SIGMA,
         )
-        if not np.isfinite(center).all() or not np.isfinite(sc).all():
-            return center, sc, k.binned_counts(win, center, sc, self._edges)
+        # Rows whose reference is not finite get the NumPy histogram (its handling of NaN bounds).
+        bad = ~(np.isfinite(center) & np.isfinite(sc))
+        if bad.any():
+            hist[bad] = k.binned_counts(win[bad], center[bad], sc[bad], self._edges)
         return center, sc, hist
 
     def _reference_numpy(
