@@ -151,6 +151,41 @@ async def _entries(feed: RedisStreamFeed, tenant: str) -> AsyncIterator[str]:
         yield entry_id.decode()
 
 
+async def test_a_cursor_of_an_expired_stream_expires_when_the_tenant_writes_again(
+    feeds: list[RedisStreamFeed],
+) -> None:
+    writer = feeds[0]
+    fresh = writer.subscribe(tenant="t")
+    assert await fresh.next(0.05) is None  # no stream yet: positioned at its start
+    writer.publish(change(1))
+    await flushed(writer)
+    first = await fresh.next(1.0)
+    assert first is not None and first.incident is not None and first.incident.alert_count == 1
+
+    await writer.redis.delete(writer.stream_key("t"))  # what retention_s of idleness does
+    idle = writer.subscribe(tenant="t")
+    assert await idle.next(0.05) is None
+    with pytest.raises(FailedPreconditionError):
+        await writer.subscribe(tenant="t", resume_cursor=first.cursor).next(0.05)
+    writer.publish(change(2))
+    await flushed(writer)
+
+    with pytest.raises(FailedPreconditionError) as expired:
+        await writer.subscribe(tenant="t", resume_cursor=first.cursor).next(0.05)
+    assert expired.value.reason == "CURSOR_EXPIRED"
+    with pytest.raises(UnavailableError):  # was connected across the expiry: told to re-list
+        await fresh.next(1.0)
+    resumed = writer.subscribe(tenant="t", resume_cursor=idle.cursor)
+    with pytest.raises(FailedPreconditionError):  # positioned while no stream existed: before this life
+        await resumed.next(1.0)
+    current = writer.subscribe(tenant="t")
+    assert await current.next(0.05) is None
+    writer.publish(change(3))
+    await flushed(writer)
+    third = await current.next(1.0)
+    assert third is not None and third.incident is not None and third.incident.alert_count == 3
+
+
 async def test_bad_and_unknown_cursors_are_refused(feeds: list[RedisStreamFeed]) -> None:
     with pytest.raises(InvalidArgumentError):
         feeds[0].subscribe(tenant="t", resume_cursor="abc-1")

@@ -11,10 +11,11 @@ into pipelined XADDs. A change that cannot be written (queue full, Redis down pa
 counted in `sentinel_incident_feed_dropped_total` and logged; incidents themselves are in
 PostgreSQL, the feed only tells watchers about them.
 
-The stream keeps its newest `max_len` entries. Trimming runs as one Lua script that also records
-the newest trimmed id under `<key>:trimmed`, so a cursor at or before that id is known to have
-lost changes and gets CURSOR_EXPIRED, and any later cursor is known to have lost nothing. Both keys
-expire `retention_s` after the tenant's last change.
+The stream keeps its newest `max_len` entries and expires `retention_s` after the tenant's last
+change. Beside it, `<key>:lost` (kept without expiry) holds the id up to which changes may have been
+dropped: the newest trimmed id after a trim, the new first id when an expired stream is written
+again. A cursor below that mark gets CURSOR_EXPIRED (a live watcher WATCH_LAGGED); any other cursor
+is known to have lost nothing. Appends and trims run as Lua scripts, so the mark moves with them.
 """
 
 from __future__ import annotations
@@ -48,13 +49,32 @@ _CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
 _START = "0-0"
 _FIELD = b"e"
 
-# KEYS[1] stream, KEYS[2] newest trimmed id; ARGV[1] entries to keep, ARGV[2] ttl seconds.
+# KEYS[1] stream, KEYS[2] loss mark; ARGV[1] ttl seconds, ARGV[2..] encoded changes.
+_APPEND = """
+local existed = redis.call('EXISTS', KEYS[1])
+local first
+for i = 2, #ARGV do
+  local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+  first = first or id
+end
+if existed == 0 then
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('SET', KEYS[2], first)
+  else
+    redis.call('SET', KEYS[2], '0-0')
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return first
+"""
+
+# KEYS[1] stream, KEYS[2] loss mark; ARGV[1] entries to keep.
 _TRIM = """
 local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
 if excess <= 0 then return 0 end
 local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
 redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
-redis.call('SET', KEYS[2], oldest[#oldest][1], 'EX', ARGV[2])
+redis.call('SET', KEYS[2], oldest[#oldest][1])
 return excess
 """
 
@@ -107,13 +127,16 @@ class _StreamSubscription:
 
     async def _start(self) -> None:
         if self._resume_cursor:
-            await self._check_not_trimmed(self._resume_cursor, lagged=False)
+            await self._check_nothing_lost(self._resume_cursor, lagged=False)
         else:
-            newest = cast(
-                list[tuple[bytes, dict[bytes, bytes]]],
-                await self._feed.redis.xrevrange(self._key, count=1),
-            )
-            self._cursor = _text(newest[0][0]) if newest else _START
+            async with self._feed.redis.pipeline(transaction=False) as pipe:
+                pipe.xrevrange(self._key, count=1)
+                pipe.get(self._feed.loss_mark_key(self._key))
+                newest, mark = cast(
+                    tuple[list[tuple[bytes, dict[bytes, bytes]]], bytes | None], await pipe.execute()
+                )
+            # No stream: start at its loss mark, which is where its next life will be readable from.
+            self._cursor = _text(newest[0][0]) if newest else _text(mark) if mark else _START
         self._started = True
 
     async def _read(self, timeout_s: float) -> None:
@@ -127,20 +150,24 @@ class _StreamSubscription:
         entries = [entry for _, stream_entries in answer for entry in stream_entries]
         if not entries:
             return
-        # The entries just read start after our cursor; if trimming passed the cursor meanwhile,
-        # some changes between them are gone and the watcher must re-list.
-        await self._check_not_trimmed(self._cursor, lagged=True)
+        # The entries just read start after our cursor; if trimming (or expiry) passed the cursor
+        # meanwhile, some changes between them are gone and the watcher must re-list.
+        await self._check_nothing_lost(self._cursor, lagged=True)
         self._pending.extend(
             self._feed.decode(self._tenant, entry_id, fields) for entry_id, fields in entries
         )
 
-    async def _check_not_trimmed(self, cursor: str, *, lagged: bool) -> None:
-        trimmed = await self._feed.redis.get(self._feed.trimmed_key(self._key))
-        if trimmed is None:
-            if cursor == _START or await self._feed.redis.exists(self._key):
-                return
-            # Neither the stream nor its trim mark exists: it expired after its retention.
-        elif _parse_id(cursor) > _parse_id(_text(trimmed)):
+    async def _check_nothing_lost(self, cursor: str, *, lagged: bool) -> None:
+        raw_mark = await self._feed.redis.get(self._feed.loss_mark_key(self._key))
+        mark = _START if raw_mark is None else _text(raw_mark)
+        # Never written: only the start cursor is valid. At or past the mark nothing was dropped
+        # while the stream lives; an expired stream dropped everything but the cursor handed out
+        # after it (its mark).
+        never_written = raw_mark is None and cursor == _START
+        past_mark = raw_mark is not None and _parse_id(cursor) >= _parse_id(mark)
+        if never_written or (
+            past_mark and (lagged or cursor == mark or await self._feed.redis.exists(self._key))
+        ):
             return
         if lagged:
             raise UnavailableError(
@@ -177,6 +204,7 @@ class RedisStreamFeed:
         self._retry_delays_s = tuple(retry_delays_s)
         self._queue: asyncio.Queue[IncidentChange] = asyncio.Queue(queue_size)
         self._writer: asyncio.Task[None] | None = None
+        self._append_script = client.register_script(_APPEND)
         self._trim = client.register_script(_TRIM)
         # Appends since the last trim per stream: trimming runs once per tenth of max_len appends.
         self._appended: dict[str, int] = {}
@@ -186,9 +214,9 @@ class RedisStreamFeed:
         return f"{self._namespace}:feed:{tenant}"
 
     @staticmethod
-    def trimmed_key(stream_key: str) -> str:
-        """Where the newest trimmed entry id of `stream_key` is kept."""
-        return f"{stream_key}:trimmed"
+    def loss_mark_key(stream_key: str) -> str:
+        """Where the id up to which `stream_key` may have dropped changes is kept."""
+        return f"{stream_key}:lost"
 
     async def start(self) -> None:
         """Check Redis answers and start the writer."""
@@ -240,10 +268,13 @@ class RedisStreamFeed:
                     self._queue.task_done()
 
     async def _write(self, batch: list[IncidentChange]) -> None:
+        by_key: dict[str, list[bytes]] = {}
+        for change in batch:
+            by_key.setdefault(self.stream_key(change.tenant), []).append(self.encode(change))
         for attempt, delay_s in enumerate((*self._retry_delays_s, None)):
             try:
-                await self._append(batch)
-                return
+                await self._append(by_key)
+                break
             except RedisError as exc:
                 if delay_s is None:
                     FEED_DROPPED.labels("redis_error").inc(len(batch))
@@ -255,20 +286,23 @@ class RedisStreamFeed:
                     )
                     return
                 await asyncio.sleep(delay_s)
-
-    async def _append(self, batch: list[IncidentChange]) -> None:
-        keys: dict[str, int] = {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for change in batch:
-                key = self.stream_key(change.tenant)
-                pipe.xadd(key, {_FIELD: self.encode(change)})
-                keys[key] = keys.get(key, 0) + 1
-            for key in keys:
-                pipe.expire(key, self._retention_s)
-                pipe.expire(self.trimmed_key(key), self._retention_s)
-            await pipe.execute()
-        for key, appended in keys.items():
-            self._appended[key] = self._appended.get(key, 0) + appended
+        # Trimming is housekeeping apart from the append: its failure must not re-send the batch.
+        for key, encoded in by_key.items():
+            self._appended[key] = self._appended.get(key, 0) + len(encoded)
             if self._appended[key] * 10 >= self._max_len:
-                await self._trim(keys=[key, self.trimmed_key(key)], args=[self._max_len, self._retention_s])
-                self._appended[key] = 0
+                try:
+                    await self._trim(keys=[key, self.loss_mark_key(key)], args=[self._max_len])
+                    self._appended[key] = 0
+                except RedisError as exc:
+                    logger.warning(
+                        "watch feed: trimming %s failed (%s); retried after more appends", key, exc
+                    )
+
+    async def _append(self, by_key: dict[str, list[bytes]]) -> None:
+        # One MULTI/EXEC: the batch lands whole or not at all, so a retry never duplicates changes.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key, encoded in by_key.items():
+                await self._append_script(
+                    keys=[key, self.loss_mark_key(key)], args=[self._retention_s, *encoded], client=pipe
+                )
+            await pipe.execute()
