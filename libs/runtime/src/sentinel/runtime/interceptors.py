@@ -310,7 +310,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
     For server-streaming calls the time is to the first message.
     """
 
-    def __init__(self, slow_ms: float = 0.0) -> None:
+    def __init__(self, slow_ms: float) -> None:
         self._around = _AccessLog(slow_ms / 1000)
 
     async def intercept_service(

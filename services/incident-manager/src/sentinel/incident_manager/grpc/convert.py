@@ -190,8 +190,7 @@ def alert_to_proto(alert: Alert) -> res.Alert:
 
 def alert_from_proto(message: res.Alert) -> Alert:
     """A stored alert (from storage)."""
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    first_seen = from_ts(message, "first_seen_time") or epoch
+    first_seen = from_ts(message, "first_seen_time") or _EPOCH
     return Alert(
         alert_id=message.alert_id,
         fingerprint=message.fingerprint,
@@ -263,8 +262,7 @@ def incident_to_proto(incident: Incident) -> res.Incident:
 
 def incident_from_proto(message: res.Incident) -> Incident:
     """A stored incident (from storage)."""
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    created = from_ts(message, "create_time") or epoch
+    created = from_ts(message, "create_time") or _EPOCH
     return Incident(
         incident_id=message.incident_id,
         title=message.title,
@@ -352,12 +350,11 @@ def silence_to_proto(silence: Silence, *, now: datetime | None = None) -> res.Si
 
 def silence_from_proto(message: res.Silence) -> Silence:
     """A stored silence."""
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return Silence(
         silence_id=message.silence_id,
         matchers=matchers_from_proto(message.matchers, "silence.matchers"),
-        start_time=from_ts(message, "start_time") or epoch,
-        end_time=from_ts(message, "end_time") or epoch,
+        start_time=from_ts(message, "start_time") or _EPOCH,
+        end_time=from_ts(message, "end_time") or _EPOCH,
         created_by=message.created_by,
         comment=message.comment,
         maintenance=message.maintenance,
@@ -578,11 +575,10 @@ _CHANGE_TYPES = {proto: domain for domain, proto in _EVENT_TYPES.items()}
 
 def change_from_event(event: res.IncidentEvent, *, tenant: str, cursor: str) -> IncidentChange:
     """A change read back from the watch feed's stream (see `event_to_proto`)."""
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return IncidentChange(
         tenant=tenant,
         type=_CHANGE_TYPES.get(event.type, ChangeType.UPDATED),
-        event_time=from_ts(event, "event_time") or epoch,
+        event_time=from_ts(event, "event_time") or _EPOCH,
         incident=incident_from_proto(event.incident) if event.HasField("incident") else None,
         entries=tuple(entry_from_proto(entry) for entry in event.timeline_entries),
         cursor=cursor,
